@@ -1,0 +1,5 @@
+from brokage.apps import ContextConfig
+
+
+class AssetsConfig(ContextConfig):
+    name = "assets"

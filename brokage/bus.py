@@ -1,0 +1,131 @@
+"""The event bus with two adapters, chosen by profile (`settings.EVENT_BUS`).
+
+- `KafkaBus`: confluent-kafka, idempotent producer with acks=all, message key = customer id.
+- `InProcessBus`: delivers each published envelope straight to the subscribed consumer groups in
+  this process, through the same `brokage.consumers.deliver` path that the Kafka consumer uses.
+
+Both expose `publish_batch(messages) -> list[error | None]`, one result per message, so the relay
+can mark exactly the rows whose delivery was acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OutgoingMessage:
+    topic: str
+    key: str
+    envelope: dict
+
+
+def encode(envelope: dict) -> bytes:
+    return json.dumps(envelope, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+
+
+def decode(raw: bytes) -> dict:
+    return json.loads(raw)
+
+
+class InProcessBus:
+    """Synchronous delivery to every subscribed group; a failing handler ends in the in-memory DLQ."""
+
+    def __init__(self) -> None:
+        self.dead_letters: list[dict] = []
+
+    def publish_batch(self, messages: list[OutgoingMessage]) -> list[str | None]:
+        from brokage.consumers import deliver_in_process
+
+        for message in messages:
+            deliver_in_process(message.topic, encode(message.envelope), self)
+        return [None] * len(messages)
+
+    def send_dead_letter(self, topic: str, raw: bytes, error: str, group: str) -> None:
+        self.dead_letters.append({"topic": topic, "group": group, "error": error, "value": raw})
+        logger.error("dead letter", extra={"topic": topic, "group": group, "error": error})
+
+
+class KafkaBus:
+    def __init__(self) -> None:
+        from confluent_kafka import Producer
+
+        self.producer = Producer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "compression.type": "lz4",
+                "message.timeout.ms": int(settings.OUTBOX_DELIVERY_TIMEOUT_SECONDS * 1000),
+                "socket.connection.setup.timeout.ms": 3000,
+            }
+        )
+
+    def publish_batch(self, messages: list[OutgoingMessage]) -> list[str | None]:
+        results: list[str | None] = ["not acknowledged"] * len(messages)
+
+        def on_delivery_for(index: int):
+            def on_delivery(err, _msg):
+                results[index] = None if err is None else str(err)
+
+            return on_delivery
+
+        for index, message in enumerate(messages):
+            try:
+                self.producer.produce(
+                    message.topic,
+                    key=message.key.encode(),
+                    value=encode(message.envelope),
+                    on_delivery=on_delivery_for(index),
+                )
+            except BufferError:
+                self.producer.poll(0.5)
+                self.producer.produce(
+                    message.topic,
+                    key=message.key.encode(),
+                    value=encode(message.envelope),
+                    on_delivery=on_delivery_for(index),
+                )
+            except Exception as exc:  # a KafkaException here means the message was never queued
+                results[index] = str(exc)
+        # Wait a little longer than message.timeout.ms so every callback has fired.
+        self.producer.flush(settings.OUTBOX_DELIVERY_TIMEOUT_SECONDS + 2)
+        return results
+
+    def send_dead_letter(self, topic: str, raw: bytes, error: str, group: str) -> None:
+        self.producer.produce(
+            topic,
+            value=raw,
+            headers={"error": error[:2000].encode(), "consumer_group": group.encode()},
+        )
+        self.producer.flush(settings.OUTBOX_DELIVERY_TIMEOUT_SECONDS + 2)
+
+
+_bus = None
+_bus_lock = threading.Lock()
+
+
+def get_bus():
+    """The process-wide bus; one producer per process, reused by every relay pass."""
+    global _bus
+    if _bus is None:
+        with _bus_lock:
+            if _bus is None:
+                _bus = KafkaBus() if settings.EVENT_BUS == "kafka" else InProcessBus()
+    return _bus
+
+
+def reset_bus() -> None:
+    """Forget the process-wide bus (tests that change `EVENT_BUS` or restart Kafka)."""
+    global _bus
+    with _bus_lock:
+        _bus = None

@@ -1,0 +1,241 @@
+"""Consuming events: the handler registry, exactly-once effects, the Kafka consumer loop, the DLQ.
+
+A context declares what it consumes in its `handlers.py`:
+
+    @handles("AssetReserved", context="orders")
+    def on_asset_reserved(event: dict) -> None:
+        ...one service call...
+
+Delivery is at least once (Kafka redelivers after a crash, the relay republishes after a kill),
+so every handler's effect must be idempotent: relational contexts wrap it in `handle_once`,
+which records the event id in the context's own `processed_events` table in the same
+transaction as the effect. A handler that keeps failing is retried `CONSUMER_MAX_ATTEMPTS` times,
+then the message goes to `<topic>.dlq` with the error and the consumer carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, router, transaction
+
+from brokage.bus import decode, get_bus
+from brokage.events import (
+    EventValidationError,
+    dlq_topic_for,
+    event_type_named,
+    registered_event_types,
+    validate_envelope,
+)
+from brokage.models import ProcessedEventBase
+from brokage.observability import correlation
+
+logger = logging.getLogger(__name__)
+
+ALL_EVENTS = "*"
+Handler = Callable[[dict], None]
+_handlers: dict[str, dict[str, list[Handler]]] = defaultdict(lambda: defaultdict(list))
+
+
+def handles(*event_types: str, context: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function as `context`'s handler for `event_types` ("*" for all)."""
+
+    def register(fn: Handler) -> Handler:
+        for event_type in event_types:
+            if fn not in _handlers[context][event_type]:
+                _handlers[context][event_type].append(fn)
+        return fn
+
+    return register
+
+
+def consuming_contexts() -> list[str]:
+    return sorted(context for context, by_type in _handlers.items() if by_type)
+
+
+def handlers_for(context: str, event_type: str) -> list[Handler]:
+    by_type = _handlers.get(context, {})
+    return list(by_type.get(event_type, [])) + list(by_type.get(ALL_EVENTS, []))
+
+
+def topics_for(context: str) -> list[str]:
+    """The topics a context's consumer group subscribes to."""
+    by_type = _handlers.get(context, {})
+    if ALL_EVENTS in by_type:
+        return sorted({event.topic for event in registered_event_types()})
+    return sorted({event_type_named(name).topic for name in by_type})
+
+
+def group_id_for(context: str) -> str:
+    return f"brokage-{context}"
+
+
+# --- Exactly-once effects in a relational context ------------------------------------------------------
+
+
+def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: Callable[[], object]) -> bool:
+    """Apply `effect` and record `event` as processed in one transaction; skip a duplicate.
+
+    The processed row is inserted first, so a concurrent duplicate blocks on the primary key and
+    then skips. `effect` may return a JSON-able result that is stored with the row. Returns
+    whether the effect ran.
+    """
+    alias = router.db_for_write(processed_model)
+    with transaction.atomic(using=alias):
+        try:
+            with transaction.atomic(using=alias):
+                marker = processed_model.objects.using(alias).create(
+                    event_id=uuid.UUID(event["event_id"]), event_type=event["event_type"]
+                )
+        except IntegrityError:
+            return False
+        result = effect()
+        if result is not None:
+            marker.result = result
+            marker.save(using=alias, update_fields=["result"])
+    return True
+
+
+# --- Delivery ------------------------------------------------------------------------------------------
+
+
+def deliver(context: str, topic: str, raw: bytes, bus) -> bool:
+    """Run `context`'s handlers for one message; never raises. Returns False if it went to the DLQ."""
+    try:
+        envelope = decode(raw)
+        validate_envelope(envelope)
+    except (ValueError, EventValidationError) as exc:
+        bus.send_dead_letter(dlq_topic_for(topic), raw, f"invalid event: {exc}", group_id_for(context))
+        return False
+    handlers = handlers_for(context, envelope["event_type"])
+    with correlation(envelope.get("correlation_id")):
+        for handler in handlers:
+            error = _run_with_retries(handler, envelope)
+            if error is not None:
+                logger.error(
+                    "handler failed, message sent to the DLQ",
+                    extra={"context": context, "event_id": envelope["event_id"], "error": error},
+                )
+                bus.send_dead_letter(dlq_topic_for(topic), raw, error, group_id_for(context))
+                return False
+    return True
+
+
+def _run_with_retries(handler: Handler, envelope: dict) -> str | None:
+    attempts = max(1, settings.CONSUMER_MAX_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        try:
+            handler(envelope)
+            return None
+        except Exception as exc:  # any failure is retried, then dead-lettered
+            if attempt == attempts:
+                return f"{handler.__module__}.{handler.__name__}: {type(exc).__name__}: {exc}"
+            logger.warning("handler failed, retrying", extra={"attempt": attempt, "error": str(exc)})
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+    return None
+
+
+def deliver_in_process(topic: str, raw: bytes, bus) -> None:
+    """The in-process bus: every consuming context gets the message, as its Kafka group would."""
+    event_type = decode(raw).get("event_type", "")
+    for context in consuming_contexts():
+        if handlers_for(context, event_type):
+            deliver(context, topic, raw, bus)
+
+
+# --- The Kafka consumer loop --------------------------------------------------------------------------
+
+
+def ensure_topics(topics: list[str], *, partitions: int = 3, timeout: float = 10.0) -> None:
+    """Create the topics (and their DLQs) if missing, so consumers can subscribe before any producer."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+    wanted = set(topics) | {dlq_topic_for(t) for t in topics if not t.endswith(".dlq")}
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in sorted(wanted - existing)]
+    if not missing:
+        return
+    for _topic, future in admin.create_topics(missing, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+
+
+class KafkaConsumerRunner:
+    """Consumes one context's topics; offsets are committed only after the handlers' commits."""
+
+    def __init__(self, context: str, *, group_id: str | None = None, batch_size: int = 200) -> None:
+        from confluent_kafka import Consumer
+
+        self.context = context
+        self.topics = topics_for(context)
+        if not self.topics:
+            raise ValueError(f"{context} has no event handlers")
+        self.batch_size = batch_size
+        self.group_id = group_id or group_id_for(context)
+        ensure_topics(self.topics)
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "group.id": self.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 10,
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 1000,
+            }
+        )
+        self.consumer.subscribe(self.topics)
+        self.stop_event = threading.Event()
+        self.handled = 0
+
+    def poll_once(self, timeout: float = 0.2) -> int:
+        """Handle one batch; returns how many messages it saw."""
+        messages = self.consumer.consume(num_messages=self.batch_size, timeout=timeout)
+        if not messages:
+            return 0
+        close_old_connections()
+        bus = get_bus()
+        for message in messages:
+            if message.error():
+                logger.warning("consumer error", extra={"context": self.context, "error": str(message.error())})
+                continue
+            deliver(self.context, message.topic(), message.value(), bus)
+            self.handled += 1
+        self.consumer.commit(asynchronous=False)
+        return len(messages)
+
+    def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> int:
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        try:
+            while not self.stop_event.is_set():
+                self.poll_once()
+                if until is not None and until():
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        finally:
+            self.close()
+        return self.handled
+
+    def stop(self, *_args) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already closed
+            self.consumer.close()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)

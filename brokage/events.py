@@ -1,0 +1,177 @@
+"""The event envelope and the registry of versioned event schemas (ARCHITECTURE §5).
+
+Every context declares the events it publishes in its own `events.py` with `register_event`.
+An envelope is validated against its schema when it is produced (before it reaches the outbox)
+and again when it is consumed, so a malformed event is caught on both sides of the bus.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import jsonschema
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from brokage.observability import current_correlation_id
+
+TOPIC_PREFIX = "brokage."
+ENVELOPE_FIELDS = (
+    "event_id",
+    "event_type",
+    "schema_version",
+    "aggregate_type",
+    "aggregate_id",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+    "actor_id",
+    "payload",
+)
+
+ENVELOPE_SCHEMA = {
+    "type": "object",
+    "required": list(ENVELOPE_FIELDS),
+    "properties": {
+        "event_id": {"type": "string", "format": "uuid"},
+        "event_type": {"type": "string", "minLength": 1},
+        "schema_version": {"type": "integer", "minimum": 1},
+        "aggregate_type": {"type": "string", "minLength": 1},
+        "aggregate_id": {"type": "string", "minLength": 1},
+        "occurred_at": {"type": "string"},
+        "correlation_id": {"type": "string"},
+        "causation_id": {"type": ["string", "null"]},
+        "actor_id": {"type": ["string", "null"]},
+        "payload": {"type": "object"},
+    },
+}
+
+# JSON-schema fragments the contexts reuse in their payload schemas.
+DECIMAL_STRING = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
+ID_STRING = {"type": "string", "minLength": 1}
+CUSTOMER_ID = {"type": "integer"}
+
+
+class EventValidationError(ValueError):
+    """An envelope or payload does not match the registered schema."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    version: int
+    context: str
+    schema: dict
+
+    @property
+    def topic(self) -> str:
+        return topic_for(self.context)
+
+
+_registry: dict[tuple[str, int], EventType] = {}
+_latest: dict[str, EventType] = {}
+
+
+def topic_for(context: str) -> str:
+    return f"{TOPIC_PREFIX}{context}"
+
+
+def dlq_topic_for(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def register_event(name: str, *, context: str, payload_schema: dict, version: int = 1) -> EventType:
+    """Declare an event type published by `context`; re-registering the same version is a no-op."""
+    schema = {"type": "object", "additionalProperties": True, **payload_schema}
+    event_type = EventType(name=name, version=version, context=context, schema=schema)
+    existing = _registry.get((name, version))
+    if existing and existing.context != context:
+        raise ValueError(f"{name} v{version} is already published by {existing.context}")
+    _registry[(name, version)] = event_type
+    if name not in _latest or _latest[name].version <= version:
+        _latest[name] = event_type
+    return event_type
+
+
+def event_type_named(name: str, version: int | None = None) -> EventType:
+    try:
+        return _latest[name] if version is None else _registry[(name, version)]
+    except KeyError:
+        raise EventValidationError(f"unknown event type {name} v{version or 'latest'}") from None
+
+
+def registered_event_types() -> list[EventType]:
+    return sorted(_registry.values(), key=lambda e: (e.context, e.name, e.version))
+
+
+def _jsonable(payload: dict) -> dict:
+    """Round-trip through Django's encoder: Decimal and UUID become strings, datetimes ISO 8601."""
+    return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+
+
+def validate_envelope(envelope: dict) -> EventType:
+    """Raise EventValidationError unless the envelope and its payload match their schemas."""
+    try:
+        jsonschema.validate(envelope, ENVELOPE_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        raise EventValidationError(f"bad envelope: {exc.message}") from None
+    event_type = event_type_named(envelope["event_type"], envelope["schema_version"])
+    try:
+        jsonschema.validate(envelope["payload"], event_type.schema)
+    except jsonschema.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.absolute_path) or "payload"
+        raise EventValidationError(f"{event_type.name} v{event_type.version}: {path}: {exc.message}") from None
+    return event_type
+
+
+def build_envelope(
+    event_type: str,
+    *,
+    aggregate_type: str,
+    aggregate_id: Any,
+    payload: dict,
+    actor_id: Any = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    version: int | None = None,
+) -> dict:
+    """Make a validated envelope. The correlation id defaults to the current request's."""
+    declared = event_type_named(event_type, version)
+    envelope = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": declared.name,
+        "schema_version": declared.version,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": str(aggregate_id),
+        "occurred_at": timezone.now().isoformat(),
+        "correlation_id": correlation_id or current_correlation_id() or str(uuid.uuid4()),
+        "causation_id": causation_id,
+        "actor_id": None if actor_id is None else str(actor_id),
+        "payload": _jsonable(payload),
+    }
+    validate_envelope(envelope)
+    return envelope
+
+
+def caused_by(event: dict) -> dict:
+    """Keyword arguments that make a new event follow `event`'s correlation and causation chain."""
+    return {
+        "correlation_id": event["correlation_id"],
+        "causation_id": event["event_id"],
+        "actor_id": event.get("actor_id"),
+    }
+
+
+def partition_key(envelope: dict) -> str:
+    """Kafka message key: the customer id, so one customer's events keep their order."""
+    customer_id = envelope["payload"].get("customer_id")
+    return str(customer_id if customer_id is not None else envelope["aggregate_id"])
+
+
+def decimal_from(value: str | int | Decimal) -> Decimal:
+    """Decimals travel as strings; this is the one way back."""
+    return Decimal(str(value))

@@ -1,0 +1,75 @@
+"""Correlation ids and structured JSON logs.
+
+A request's correlation id (the `X-Correlation-ID` header, or a new one) is kept in a context
+variable; `build_envelope` stamps it on every event the request causes, and consumers restore it
+while they handle that event, so one id follows a request through every context.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import uuid
+from contextlib import contextmanager
+
+_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+CORRELATION_HEADER = "HTTP_X_CORRELATION_ID"
+
+
+def current_correlation_id() -> str | None:
+    return _correlation_id.get()
+
+
+@contextmanager
+def correlation(correlation_id: str | None):
+    token = _correlation_id.set(correlation_id)
+    try:
+        yield
+    finally:
+        _correlation_id.reset(token)
+
+
+class CorrelationIdMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get(CORRELATION_HEADER, "")
+        correlation_id = incoming if _looks_like_id(incoming) else str(uuid.uuid4())
+        request.correlation_id = correlation_id
+        with correlation(correlation_id):
+            response = self.get_response(request)
+        response["X-Correlation-ID"] = correlation_id
+        return response
+
+
+def _looks_like_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-_." for c in value)
+
+
+class CorrelationIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = current_correlation_id()
+        return True
+
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "correlation_id"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, correlation id and any extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "correlation_id": getattr(record, "correlation_id", None),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)

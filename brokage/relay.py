@@ -1,0 +1,181 @@
+"""The outbox relay: drains one context's `outbox_events` onto the bus.
+
+One pass locks a batch of PENDING rows (`SELECT ... FOR UPDATE SKIP LOCKED`, so several workers
+never publish the same row at once), publishes them, and in the same transaction marks the
+acknowledged rows PUBLISHED with `published_at`. A row whose delivery failed keeps PENDING with
+`retry_count + 1`, or becomes FAILED after `OUTBOX_MAX_ATTEMPTS`. A relay killed between publish
+and mark leaves its rows PENDING; they are published again and the consumers' deduplication by
+event id keeps the effect single.
+
+Wake-ups: `relay_wake` runs after the writing transaction commits. With Celery eager (embedded and
+test profiles) a per-thread pump drains contexts one after the other, so a handler that writes
+another event never re-enters a relay already running; with a real worker a Redis flag makes one
+queued task per context absorb a burst of commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import router, transaction
+from django.utils import timezone
+
+from brokage.bus import OutgoingMessage, get_bus
+from brokage.celery import app as celery_app
+from brokage.events import partition_key, topic_for
+from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RelayResult:
+    published: int = 0
+    failed_attempts: int = 0
+    marked_failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __add__(self, other: RelayResult) -> RelayResult:
+        return RelayResult(
+            self.published + other.published,
+            self.failed_attempts + other.failed_attempts,
+            self.marked_failed + other.marked_failed,
+            (self.errors + other.errors)[-10:],
+        )
+
+
+def relay_pass(context: str, *, batch_size: int | None = None) -> RelayResult:
+    """Publish at most one batch of `context`'s PENDING rows."""
+    model = outbox_model(context)
+    alias = router.db_for_write(model)
+    batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+    result = RelayResult()
+    with transaction.atomic(using=alias):
+        rows = list(
+            model.objects.using(alias)
+            .select_for_update(skip_locked=True)
+            .filter(status=OutboxStatus.PENDING)
+            .order_by("created_at")[:batch_size]
+        )
+        if not rows:
+            return result
+        messages = [
+            OutgoingMessage(topic=topic_for(context), key=partition_key(row.payload), envelope=row.payload)
+            for row in rows
+        ]
+        errors = get_bus().publish_batch(messages)
+        now = timezone.now()
+        delivered = [row.id for row, error in zip(rows, errors, strict=False) if error is None]
+        if delivered:
+            model.objects.using(alias).filter(id__in=delivered).update(
+                status=OutboxStatus.PUBLISHED, published_at=now, last_error=""
+            )
+        result.published = len(delivered)
+        for row, error in zip(rows, errors, strict=False):
+            if error is None:
+                continue
+            row.retry_count += 1
+            row.last_error = error[:2000]
+            if row.retry_count >= settings.OUTBOX_MAX_ATTEMPTS:
+                row.status = OutboxStatus.FAILED
+                result.marked_failed += 1
+            row.save(using=alias, update_fields=["retry_count", "last_error", "status"])
+            result.failed_attempts += 1
+            result.errors.append(error)
+    if result.failed_attempts:
+        logger.warning(
+            "outbox delivery failed",
+            extra={"context": context, "failed": result.failed_attempts, "error": result.errors[-1]},
+        )
+    return result
+
+
+def relay_drain(context: str, *, batch_size: int | None = None, max_batches: int = 1000) -> RelayResult:
+    """Publish batches until the outbox is empty, a batch fails, or `max_batches` is reached."""
+    total = RelayResult()
+    batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+    for _ in range(max_batches):
+        result = relay_pass(context, batch_size=batch_size)
+        total = total + result
+        if result.failed_attempts or result.published < batch_size:
+            break
+    return total
+
+
+def outbox_retry_failed(context: str) -> int:
+    """Put FAILED rows back in line (after the cause is fixed); returns how many."""
+    model = outbox_model(context)
+    alias = router.db_for_write(model)
+    return (
+        model.objects.using(alias).filter(status=OutboxStatus.FAILED).update(status=OutboxStatus.PENDING, retry_count=0)
+    )
+
+
+# --- Celery tasks ------------------------------------------------------------------------------------
+
+WAKE_FLAG = "brokage:relay:queued:{context}"
+
+
+@celery_app.task(name="brokage.relay_context", ignore_result=True)
+def relay_context(context: str) -> int:
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        from brokage.redis import get_redis
+
+        # Clear the flag before draining: a commit after this line queues another task.
+        get_redis().delete(WAKE_FLAG.format(context=context))
+    return relay_drain(context).published
+
+
+@celery_app.task(name="brokage.relay_all", ignore_result=True)
+def relay_all() -> int:
+    """The beat's safety net: drains every outbox whatever wake-ups were lost."""
+    return sum(relay_drain(context).published for context in publishing_contexts())
+
+
+# --- Wake-ups ----------------------------------------------------------------------------------------
+
+_pump = threading.local()
+
+
+def _pump_run(context: str) -> None:
+    pending: list[str] = _pump.__dict__.setdefault("pending", [])
+    if context not in pending:
+        pending.append(context)
+    if getattr(_pump, "running", False):
+        return  # the outer pump in this thread will get to it
+    _pump.running = True
+    try:
+        while pending:
+            relay_context.apply(args=[pending.pop(0)])
+    finally:
+        _pump.running = False
+
+
+def _wake_now(context: str) -> None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        _pump_run(context)
+        return
+    from brokage.redis import get_redis
+
+    try:
+        if get_redis().set(WAKE_FLAG.format(context=context), "1", nx=True, ex=30):
+            relay_context.apply_async(args=[context])
+    except Exception:  # the beat drains the outbox if the wake-up cannot be queued
+        logger.warning("relay wake-up not queued", extra={"context": context}, exc_info=True)
+
+
+def relay_wake(context: str, *, using: str) -> None:
+    """Ask for `context`'s outbox to be drained once the current transaction on `using` commits."""
+    connection = transaction.get_connection(using)
+    for _sids, func, _robust in connection.run_on_commit:
+        if getattr(func, "relay_context", None) == context:
+            return  # one wake-up per context per transaction is enough
+
+    def wake() -> None:
+        _wake_now(context)
+
+    wake.relay_context = context
+    transaction.on_commit(wake, using=using, robust=True)

@@ -1,0 +1,275 @@
+"""Settings for every profile.
+
+`BROKAGE_PROFILE` picks the wiring (ARCHITECTURE §2): `embedded` (default, no servers), `test`
+(the fast test tier), `dev` (real services on loopback, started by `scripts/services.sh`) and
+`prod` (everything from the environment). Any value below can be overridden by environment
+variables; the development defaults match what `scripts/services.sh` starts.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("BROKAGE_VAR_DIR", BASE_DIR / "var"))
+
+PROFILE = os.environ.get("BROKAGE_PROFILE", "embedded")
+if PROFILE not in {"embedded", "test", "dev", "prod"}:
+    raise ImproperlyConfigured(f"BROKAGE_PROFILE must be embedded, test, dev or prod, not {PROFILE!r}")
+
+USES_REAL_SERVICES = PROFILE in {"dev", "prod"}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", PROFILE != "prod")
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if PROFILE == "prod":
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("The prod profile refuses to start without SECRET_KEY.")
+    if DEBUG:
+        raise ImproperlyConfigured("The prod profile refuses to start with DEBUG on.")
+elif not SECRET_KEY:
+    SECRET_KEY = "brokage-development-only-key-not-for-production"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "channels",
+    "brokage",
+    "customers",
+    "orders",
+    "assets",
+    "processor",
+    "notifications",
+    "audit",
+]
+
+MIDDLEWARE = [
+    "brokage.observability.CorrelationIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "brokage.idempotency.IdempotencyMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "brokage.urls"
+APPEND_SLASH = False
+WSGI_APPLICATION = "brokage.wsgi.application"
+ASGI_APPLICATION = "brokage.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Relational databases: one alias per context -------------------------------------------------
+
+RELATIONAL_CONTEXTS = {
+    # alias -> (app label, PostgreSQL database, environment variable)
+    "default": ("customers", "brokage_customers", "DATABASE_URL_CUSTOMERS"),
+    "orders": ("orders", "brokage_orders", "DATABASE_URL_ORDERS"),
+    "assets": ("assets", "brokage_assets", "DATABASE_URL_ASSETS"),
+    "processor": ("processor", "brokage_processor", "DATABASE_URL_PROCESSOR"),
+}
+
+PG_DEFAULT_URL = "postgresql://brokage:brokage@127.0.0.1:55432/{database}"
+
+
+def _relational_database(alias: str) -> dict:
+    _app, pg_name, env_name = RELATIONAL_CONTEXTS[alias]
+    url = os.environ.get(env_name)
+    if url:
+        return dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+    if PROFILE == "prod":
+        raise ImproperlyConfigured(f"The prod profile needs {env_name}.")
+    if PROFILE == "dev":
+        return dj_database_url.parse(PG_DEFAULT_URL.format(database=pg_name), conn_max_age=600, conn_health_checks=True)
+    sqlite_dir = VAR_DIR / "db"
+    sqlite_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": sqlite_dir / f"{pg_name}.sqlite3",
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        "TEST": {"NAME": None},
+    }
+
+
+DATABASES = {alias: _relational_database(alias) for alias in RELATIONAL_CONTEXTS}
+DATABASE_ROUTERS = ["brokage.db_router.ContextRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Documents: one MongoDB database per document context ----------------------------------------
+
+MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27018/")
+DOCUMENT_BACKEND = {"embedded": "montydb", "test": "mongomock"}.get(PROFILE, "mongodb")
+DOCUMENT_BACKEND = os.environ.get("BROKAGE_DOCUMENT_BACKEND", DOCUMENT_BACKEND)
+DOCUMENT_DIR = VAR_DIR / "documents"
+DOCUMENT_DATABASES = {"notifications": "notifications", "audit": "audit_logs"}
+
+# --- Redis: idempotency keys, locks, sessions, rate limits, Celery broker ------------------------
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6380/0")
+REDIS_BACKEND = "redis" if USES_REAL_SERVICES else "fakeredis"
+REDIS_BACKEND = os.environ.get("BROKAGE_REDIS_BACKEND", REDIS_BACKEND)
+
+if REDIS_BACKEND == "redis":
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "KEY_PREFIX": "brokage",
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Event bus -------------------------------------------------------------------------------------
+
+KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+EVENT_BUS = os.environ.get("BROKAGE_EVENT_BUS", "kafka" if USES_REAL_SERVICES else "inprocess")
+OUTBOX_BATCH_SIZE = int(os.environ.get("BROKAGE_OUTBOX_BATCH_SIZE", "500"))
+# Attempts before a row is marked FAILED; `relay --retry-failed` puts FAILED rows back in line.
+OUTBOX_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_OUTBOX_MAX_ATTEMPTS", "20"))
+# How long one relay pass waits for Kafka to acknowledge a batch before counting a failed attempt.
+OUTBOX_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_DELIVERY_TIMEOUT", "5"))
+# How often a consumer retries a failing handler before sending the message to `<topic>.dlq`.
+CONSUMER_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_CONSUMER_MAX_ATTEMPTS", "3"))
+
+# --- Celery ---------------------------------------------------------------------------------------
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL if USES_REAL_SERVICES else "memory://")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not USES_REAL_SERVICES
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE = {
+    "relay-all-outboxes": {"task": "brokage.relay_all", "schedule": 2.0},
+}
+
+# --- Channels (WebSocket) -------------------------------------------------------------------------
+
+if REDIS_BACKEND == "redis":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Auth and API ---------------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "customers.Customer"
+LOGIN_URL = "/admin/login/"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+]
+if PROFILE == "test":
+    # Hashing dominates a test suite that signs in hundreds of times; the algorithm is irrelevant there.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "brokage.api.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "brokage.api.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "30"))),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Brokage API",
+    "DESCRIPTION": "Stock orders paid in TRY, balances reserved by an asynchronous saga.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Misc -----------------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if USES_REAL_SERVICES
+    else "django.core.mail.backends.locmem.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "2525"))
+EMAIL_TIMEOUT = 5
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Brokage <no-reply@brokage.local>")
+
+# Each context has its own `outbox_events` and `processed_events` table in its own database;
+# the router keeps them apart, so the shared table name is intended.
+SILENCED_SYSTEM_CHECKS = ["models.W035", "models.E030"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"correlation": {"()": "brokage.observability.CorrelationIdFilter"}},
+    "formatters": {"json": {"()": "brokage.observability.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation"]},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "kafka": {"level": "WARNING"},
+    },
+}

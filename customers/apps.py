@@ -1,0 +1,5 @@
+from brokage.apps import ContextConfig
+
+
+class CustomersConfig(ContextConfig):
+    name = "customers"

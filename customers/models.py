@@ -1,0 +1,110 @@
+"""The customers context: people who sign in (customers, brokers, admins), their tiers and preferences.
+
+`customers` is Django's user table (AUTH_USER_MODEL), so auth, admin and sessions share its
+database (`default`).
+"""
+
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin, UserManager
+from django.db import models
+from django.utils import timezone
+
+from brokage.auth import Role
+from brokage.models import OutboxEventBase
+
+
+class CustomerTier(models.Model):
+    tier_code = models.CharField(max_length=16, primary_key=True)
+    tier_name = models.CharField(max_length=64)
+    priority = models.IntegerField(help_text="1 is served first in the matching queue.")
+    rate_limit = models.IntegerField(help_text="API requests per minute.")
+    monthly_fee = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        db_table = "customer_tiers"
+        ordering = ["priority"]
+
+    def __str__(self) -> str:
+        return f"{self.tier_name} ({self.tier_code})"
+
+
+class CustomerManager(UserManager):
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        extra_fields.setdefault("role", Role.ADMIN)
+        return super().create_superuser(username, email, password, **extra_fields)
+
+
+class Customer(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in; `role` says whether they trade for themselves, for others, or run the shop."""
+
+    username = models.CharField(max_length=150, unique=True)
+    # AbstractBaseUser calls it `password`; the table column is the seed's `password_hash`.
+    password = models.CharField(max_length=128, db_column="password_hash")
+    email = models.EmailField(unique=True)
+    phone = models.CharField(max_length=32, blank=True, default="")
+    tier = models.ForeignKey(
+        CustomerTier, on_delete=models.PROTECT, db_column="tier", to_field="tier_code", default="STANDARD"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CUSTOMER)
+    active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May sign in to the admin.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomerManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        db_table = "customers"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def effective_role(self) -> str:
+        return Role.ADMIN if self.is_superuser else self.role
+
+
+class NotificationPreference(models.Model):
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, related_name="notification_preferences", db_column="customer_id"
+    )
+    email_enabled = models.BooleanField(default=True)
+    sms_enabled = models.BooleanField(default=False)
+    push_enabled = models.BooleanField(default=True)
+    preferences = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "notification_preferences"
+
+    def __str__(self) -> str:
+        return f"preferences of {self.customer_id}"
+
+
+class BrokerAssignment(models.Model):
+    """A broker acts for the customers assigned to it."""
+
+    broker = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="assigned_customers")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="brokers")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "broker_customer_assignments"
+        constraints = [models.UniqueConstraint(fields=["broker", "customer"], name="uniq_broker_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.broker_id} -> {self.customer_id}"
+
+
+class OutboxEvent(OutboxEventBase):
+    class Meta(OutboxEventBase.Meta):
+        pass

@@ -1,0 +1,5 @@
+from brokage.apps import ContextConfig
+
+
+class NotificationsConfig(ContextConfig):
+    name = "notifications"

@@ -1,0 +1,5 @@
+from brokage.apps import ContextConfig
+
+
+class OrdersConfig(ContextConfig):
+    name = "orders"
