@@ -14,12 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 import jsonschema
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from brokage.observability import current_correlation_id
 
-TOPIC_PREFIX = "brokage."
 ENVELOPE_FIELDS = (
     "event_id",
     "event_type",
@@ -77,7 +77,8 @@ _latest: dict[str, EventType] = {}
 
 
 def topic_for(context: str) -> str:
-    return f"{TOPIC_PREFIX}{context}"
+    """`brokage.<context>`; tests on shared Kafka use their own prefix (`settings.KAFKA_TOPIC_PREFIX`)."""
+    return f"{settings.KAFKA_TOPIC_PREFIX}{context}"
 
 
 def dlq_topic_for(topic: str) -> str:

@@ -172,6 +172,7 @@ else:
 
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 EVENT_BUS = os.environ.get("BROKAGE_EVENT_BUS", "kafka" if USES_REAL_SERVICES else "inprocess")
+KAFKA_TOPIC_PREFIX = os.environ.get("BROKAGE_KAFKA_TOPIC_PREFIX", "brokage.")
 OUTBOX_BATCH_SIZE = int(os.environ.get("BROKAGE_OUTBOX_BATCH_SIZE", "500"))
 # Attempts before a row is marked FAILED; `relay --retry-failed` puts FAILED rows back in line.
 OUTBOX_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_OUTBOX_MAX_ATTEMPTS", "20"))
