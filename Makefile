@@ -1,0 +1,65 @@
+# Brokage: `make run` (embedded, no servers) and `make test` (real services, every test).
+SHELL := /bin/bash
+PROFILE ?= embedded
+PORT ?= 8000
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements.stamp
+
+.PHONY: run test test-fast test-integration lint bench services-up services-down clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)  ## install, migrate, seed demo data and serve on 127.0.0.1:$(PORT) (PROFILE=dev for real services)
+ifeq ($(PROFILE),dev)
+	scripts/services.sh up
+	set -a; eval "$$(scripts/services.sh env)"; set +a; \
+	  $(PY) manage.py migrate_all && $(PY) manage.py seed_demo && \
+	  PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.dev start
+else
+	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py migrate_all
+	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py seed_demo
+	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py runserver 127.0.0.1:$(PORT)
+endif
+
+test: $(STAMP)  ## install what the tests need, start the real services, run lint, the fast tier and the integration tier
+	scripts/install-test-deps.sh
+	scripts/services.sh up
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-fast
+	$(MAKE) --no-print-directory test-integration
+
+test-fast: $(STAMP)  ## the fast tier: test profile, in-process everything
+	BROKAGE_PROFILE=test $(VENV)/bin/pytest -q -m "not integration" -p no:cacheprovider
+
+test-integration: $(STAMP)  ## the integration tier against the services of scripts/services.sh
+	set -a; eval "$$(scripts/services.sh env)"; set +a; \
+	  $(VENV)/bin/pytest -q -m integration -p no:cacheprovider
+
+lint: $(STAMP)  ## ruff and the import-linter contracts that keep the contexts apart
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP)  ## the benchmarks on the dev profile, with the PostgreSQL ceiling measured in the same run
+	scripts/services.sh up
+	set -a; eval "$$(scripts/services.sh env)"; set +a; $(PY) -m bench
+
+services-up:  ## start PostgreSQL, Redis, Kafka and FerretDB on loopback
+	scripts/services.sh up
+
+services-down:  ## stop them (data stays under var/services)
+	scripts/services.sh down
+
+clean:  ## remove the embedded profile's data
+	rm -rf var/db var/documents
