@@ -1,0 +1,131 @@
+"""The processor context: the order saga's state, its deduplication ledger and the matching queue.
+
+Processor owns no order or balance: it remembers where each order's saga stands (`saga_instances`),
+which events it has already applied (`processed_events`), which confirmed orders wait to be matched
+and in which order (`matching_queue`), and each customer's tier (a read model fed by customer events).
+"""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from brokage.models import CustomerReplicaBase, OutboxEventBase, ProcessedEventBase
+
+# Matching queue priority per tier (1 is served first). Events carry only the tier code, so the
+# processor keeps the seeded priorities here rather than reading the customers context's table.
+TIER_PRIORITY = {"VIP": 1, "PREMIUM": 2, "STANDARD": 3}
+DEFAULT_TIER = "STANDARD"
+
+
+def tier_priority(tier_code: str) -> int:
+    return TIER_PRIORITY.get(tier_code, TIER_PRIORITY[DEFAULT_TIER])
+
+
+class SagaType(models.TextChoices):
+    ORDER = "ORDER"
+
+
+class SagaState(models.TextChoices):
+    RESERVING = "RESERVING"  # ReserveAssets sent, waiting for AssetReserved / AssetReservationFailed
+    RESERVED = "RESERVED"  # transient inside the confirming transaction
+    CONFIRMED = "CONFIRMED"  # in the matching queue, OrderConfirmed sent
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"  # canceled while reserving; release when AssetReserved lands
+    COMPENSATING = "COMPENSATING"  # ReleaseAssets sent for a reservation that landed after the cancel
+    RELEASING = "RELEASING"  # canceled after the reservation; ReleaseAssets sent
+    SETTLING = "SETTLING"  # matched; SettleAssets sent
+    COMPLETED = "COMPLETED"
+    RELEASED = "RELEASED"
+    COMPENSATED = "COMPENSATED"
+    FAILED = "FAILED"  # the reservation was refused; nothing to undo
+    CANCELED = "CANCELED"  # canceled before the saga started; nothing was reserved
+    STUCK = "STUCK"  # retries exhausted; an admin has to look
+
+
+TERMINAL_STATES = frozenset(
+    {
+        SagaState.COMPLETED,
+        SagaState.RELEASED,
+        SagaState.COMPENSATED,
+        SagaState.FAILED,
+        SagaState.CANCELED,
+        SagaState.STUCK,
+    }
+)
+# States that wait for an answer to a command the saga sent; the stuck-saga sweep re-sends it.
+AWAITING_REPLY_STATES = frozenset(
+    {SagaState.RESERVING, SagaState.RELEASING, SagaState.SETTLING, SagaState.COMPENSATING}
+)
+
+
+class SagaInstance(models.Model):
+    """One order's saga. `payload` keeps the order snapshot, the reservation and the last command."""
+
+    saga_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    saga_type = models.CharField(max_length=32, choices=SagaType.choices, default=SagaType.ORDER)
+    aggregate_id = models.UUIDField(help_text="The order id.")
+    current_state = models.CharField(max_length=32, choices=SagaState.choices)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    retry_count = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "saga_instances"
+        constraints = [models.UniqueConstraint(fields=["saga_type", "aggregate_id"], name="uniq_saga_per_aggregate")]
+        indexes = [models.Index(fields=["current_state", "updated_at"], name="idx_saga_state_updated")]
+
+    def __str__(self) -> str:
+        return f"{self.saga_type} saga of {self.aggregate_id} [{self.current_state}]"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.current_state in TERMINAL_STATES
+
+
+class ProcessedEvent(ProcessedEventBase):
+    class Meta(ProcessedEventBase.Meta):
+        pass
+
+
+class MatchingQueueEntry(models.Model):
+    """A confirmed order waiting to be matched; served by tier priority, then best price, then time."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order_id = models.UUIDField(unique=True)
+    saga_id = models.UUIDField()
+    customer_id = models.BigIntegerField()
+    customer_tier = models.CharField(max_length=16)
+    asset_name = models.CharField(max_length=32)
+    order_side = models.CharField(max_length=4)
+    size = models.DecimalField(max_digits=38, decimal_places=10)
+    price = models.DecimalField(max_digits=38, decimal_places=10)
+    priority = models.IntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # Set when "match next N" asked orders to match this entry, so the next request moves on.
+    match_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "matching_queue"
+        verbose_name = "matching queue entry"
+        verbose_name_plural = "matching queue"
+        indexes = [models.Index(fields=["priority", "created_at"], name="idx_matching_queue_priority")]
+
+    def __str__(self) -> str:
+        return f"{self.order_side} {self.size} {self.asset_name} @ {self.price} ({self.customer_tier})"
+
+
+class CustomerReplica(CustomerReplicaBase):
+    """Each customer's tier, kept from CustomerCreated / CustomerUpdated."""
+
+    class Meta(CustomerReplicaBase.Meta):
+        pass
+
+    @property
+    def priority(self) -> int:
+        return tier_priority(self.tier_code)
+
+
+class OutboxEvent(OutboxEventBase):
+    class Meta(OutboxEventBase.Meta):
+        pass

@@ -1,0 +1,466 @@
+"""The order saga (ARCHITECTURE §6): every transition, each in one transaction with its command.
+
+The saga never touches an order or a balance. It reacts to what orders and assets announce, keeps
+its own state in `saga_instances`, and tells the other contexts what to do next through commands
+written to its outbox (ReserveAssets, ReleaseAssets, SettleAssets) and decisions (OrderConfirmed,
+OrderMatchRequested).
+
+Events may arrive late, twice, or after the order moved on. A transition that is no longer legal
+does nothing, so a stale or duplicated event never raises (which would send it to the DLQ).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, Inexact, localcontext
+
+from django.conf import settings
+from django.db import IntegrityError, router, transaction
+from django.utils import timezone
+
+from brokage.errors import InvalidInput
+from brokage.events import caused_by, decimal_from
+from brokage.outbox import outbox_write
+from brokage.relay import relay_wake
+from processor.models import (
+    AWAITING_REPLY_STATES,
+    DEFAULT_TIER,
+    CustomerReplica,
+    MatchingQueueEntry,
+    OutboxEvent,
+    SagaInstance,
+    SagaState,
+    SagaType,
+    tier_priority,
+)
+from processor.selectors import matching_queue_next, matching_queue_ordered, saga_list_waiting
+
+logger = logging.getLogger(__name__)
+
+CONTEXT = "processor"
+QUOTE_ASSET = "TRY"
+AGGREGATE_TYPE = "Order"
+# After this many re-sent commands a saga is parked as STUCK for an admin.
+SAGA_MAX_RETRIES = int(getattr(settings, "PROCESSOR_SAGA_MAX_RETRIES", 5))
+# A saga waiting this long for a reply is considered stuck by the beat's sweep.
+SAGA_STUCK_AFTER_SECONDS = float(getattr(settings, "PROCESSOR_SAGA_STUCK_AFTER_SECONDS", 120))
+MAX_MATCH_REQUEST = 1000
+
+
+def _alias() -> str:
+    return router.db_for_write(SagaInstance)
+
+
+def decimal_string(value: Decimal) -> str:
+    """Plain notation (never `1E-7`): the event schemas accept only digits and one point."""
+    return format(value, "f")
+
+
+def reservation_for(*, order_side: str, asset_name: str, size: Decimal, price: Decimal) -> tuple[str, Decimal]:
+    """What an order must reserve: BUY pays size × price of TRY, SELL sets aside `size` of the asset.
+
+    The product is exact: the context traps any rounding rather than reserving a cent too little.
+    """
+    if order_side == "BUY":
+        with localcontext() as ctx:
+            ctx.prec = 200
+            ctx.traps[Inexact] = True
+            return QUOTE_ASSET, size * price
+    return asset_name, size
+
+
+def _order_id(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _locked_saga(order_id) -> SagaInstance | None:
+    return (
+        SagaInstance.objects.using(_alias())
+        .select_for_update()
+        .filter(saga_type=SagaType.ORDER, aggregate_id=_order_id(order_id))
+        .first()
+    )
+
+
+def _move(saga: SagaInstance, state: str, **payload_changes) -> None:
+    saga.current_state = state
+    saga.payload = {**saga.payload, **payload_changes}
+    saga.updated_at = timezone.now()
+    saga.save(using=_alias())
+
+
+def _publish(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict | None, actor_id=None) -> dict:
+    chain = caused_by(cause) if cause else {"actor_id": actor_id}
+    return outbox_write(
+        CONTEXT, event_type, aggregate_type=AGGREGATE_TYPE, aggregate_id=saga.aggregate_id, payload=payload, **chain
+    )
+
+
+def _command(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict | None) -> None:
+    """Send a command the saga waits on, and remember it so a stuck saga can send it again."""
+    envelope = _publish(event_type, saga=saga, payload=payload, cause=cause)
+    saga.payload = {
+        **saga.payload,
+        "last_command": {"event_type": event_type, "event_id": envelope["event_id"], "payload": envelope["payload"]},
+    }
+
+
+def _release_command(saga: SagaInstance, cause: dict | None) -> None:
+    _command(
+        "ReleaseAssets",
+        saga=saga,
+        payload={
+            "saga_id": str(saga.saga_id),
+            "order_id": str(saga.aggregate_id),
+            "customer_id": saga.payload["customer_id"],
+        },
+        cause=cause,
+    )
+
+
+def _drop_queue_entry(order_id: uuid.UUID) -> None:
+    MatchingQueueEntry.objects.using(_alias()).filter(order_id=order_id).delete()
+
+
+# --- Customer tiers (read model) -------------------------------------------------------------------
+
+
+def customer_replica_upsert(
+    *, customer_id: int, role: str, active: bool, tier_code: str, occurred_at: datetime | None = None
+) -> CustomerReplica:
+    """Remember a customer's tier; an older event never overwrites a newer one."""
+    alias = router.db_for_write(CustomerReplica)
+    occurred_at = occurred_at or timezone.now()
+    with transaction.atomic(using=alias):
+        replica = CustomerReplica.objects.using(alias).select_for_update().filter(customer_id=customer_id).first()
+        if replica is None:
+            return CustomerReplica.objects.using(alias).create(
+                customer_id=customer_id, role=role, active=active, tier_code=tier_code, updated_at=occurred_at
+            )
+        if replica.updated_at > occurred_at:
+            return replica
+        replica.role, replica.active, replica.tier_code, replica.updated_at = role, active, tier_code, occurred_at
+        replica.save(using=alias)
+        return replica
+
+
+# --- The saga --------------------------------------------------------------------------------------
+
+
+def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None:
+    """OrderCreated: open the order's saga in RESERVING and ask assets to reserve what it needs.
+
+    Returns None when the order already has a saga (a redelivered or late OrderCreated).
+    """
+    order_id = _order_id(order["order_id"])
+    size, price = decimal_from(order["size"]), decimal_from(order["price"])
+    reserve_asset_name, reserve_amount = reservation_for(
+        order_side=order["order_side"], asset_name=order["asset_name"], size=size, price=price
+    )
+    alias = _alias()
+    try:
+        with transaction.atomic(using=alias):
+            saga = SagaInstance.objects.using(alias).create(
+                saga_type=SagaType.ORDER,
+                aggregate_id=order_id,
+                current_state=SagaState.RESERVING,
+                payload={
+                    "order_id": str(order_id),
+                    "customer_id": order["customer_id"],
+                    "asset_name": order["asset_name"],
+                    "order_side": order["order_side"],
+                    "size": decimal_string(size),
+                    "price": decimal_string(price),
+                    "reserve_asset_name": reserve_asset_name,
+                    "reserve_amount": decimal_string(reserve_amount),
+                },
+            )
+            _command("ReserveAssets", saga=saga, payload={"saga_id": str(saga.saga_id), **saga.payload}, cause=cause)
+            saga.save(using=alias)
+    except IntegrityError:
+        return None  # the saga exists: this OrderCreated was already handled (or the cancel came first)
+    return saga
+
+
+def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cause: dict | None = None) -> str | None:
+    """AssetReserved: queue the order by tier and confirm it; or undo a reservation that came after a cancel.
+
+    Returns the state the saga moved to, or None when the event changed nothing.
+    """
+    alias = _alias()
+    with transaction.atomic(using=alias):
+        saga = _locked_saga(order_id)
+        if saga is None:
+            logger.warning("AssetReserved for an order without a saga", extra={"order_id": str(order_id)})
+            return None
+        if saga.current_state == SagaState.CANCEL_REQUESTED:
+            saga.payload = {**saga.payload, "reservation_id": reservation_id}
+            _release_command(saga, cause)
+            _move(saga, SagaState.COMPENSATING)
+            return saga.current_state
+        if saga.current_state != SagaState.RESERVING:
+            return None
+        _move(saga, SagaState.RESERVED, reservation_id=reservation_id)
+        replica = CustomerReplica.objects.using(alias).filter(customer_id=saga.payload["customer_id"]).first()
+        tier_code = replica.tier_code if replica else DEFAULT_TIER
+        priority = tier_priority(tier_code)
+        MatchingQueueEntry.objects.using(alias).get_or_create(
+            order_id=saga.aggregate_id,
+            defaults={
+                "saga_id": saga.saga_id,
+                "customer_id": saga.payload["customer_id"],
+                "customer_tier": tier_code,
+                "asset_name": saga.payload["asset_name"],
+                "order_side": saga.payload["order_side"],
+                "size": decimal_from(saga.payload["size"]),
+                "price": decimal_from(saga.payload["price"]),
+                "priority": priority,
+            },
+        )
+        _publish(
+            "OrderConfirmed",
+            saga=saga,
+            payload={
+                "saga_id": str(saga.saga_id),
+                "order_id": str(saga.aggregate_id),
+                "customer_id": saga.payload["customer_id"],
+                "priority": priority,
+                "tier_code": tier_code,
+            },
+            cause=cause,
+        )
+        _move(saga, SagaState.CONFIRMED, tier_code=tier_code, priority=priority)
+        return saga.current_state
+
+
+def saga_reservation_fail(*, order_id, reason: str, cause: dict | None = None) -> str | None:
+    """AssetReservationFailed: nothing was reserved, so the saga ends (orders rejects the order itself)."""
+    with transaction.atomic(using=_alias()):
+        saga = _locked_saga(order_id)
+        if saga is None or saga.current_state not in {SagaState.RESERVING, SagaState.CANCEL_REQUESTED}:
+            return None
+        _move(saga, SagaState.FAILED, failure_reason=reason)
+        return saga.current_state
+
+
+def saga_cancel(*, order: dict, cause: dict | None = None) -> str | None:
+    """OrderCanceled: release the reservation now, or as soon as it lands if it is still being made."""
+    order_id = _order_id(order["order_id"])
+    alias = _alias()
+    with transaction.atomic(using=alias):
+        saga = _locked_saga(order_id)
+        if saga is None:
+            # Canceled before its OrderCreated reached us: record that, so a late OrderCreated reserves nothing.
+            SagaInstance.objects.using(alias).create(
+                saga_type=SagaType.ORDER,
+                aggregate_id=order_id,
+                current_state=SagaState.CANCELED,
+                payload={"order_id": str(order_id), "customer_id": order["customer_id"]},
+            )
+            return SagaState.CANCELED
+        if saga.current_state == SagaState.RESERVING:
+            _move(saga, SagaState.CANCEL_REQUESTED)
+            return saga.current_state
+        if saga.current_state in {SagaState.RESERVED, SagaState.CONFIRMED}:
+            _drop_queue_entry(order_id)
+            _release_command(saga, cause)
+            _move(saga, SagaState.RELEASING)
+            return saga.current_state
+        return None
+
+
+def saga_release_complete(*, order_id, saga_id: str | None = None, cause: dict | None = None) -> str | None:
+    """AssetReleased: a release the saga asked for is done (RELEASED, or COMPENSATED after a late reservation).
+
+    A release the saga did not ask for (assets expired the reservation) takes the order out of the
+    matching queue, since there is nothing left to settle it with.
+    """
+    with transaction.atomic(using=_alias()):
+        saga = _locked_saga(order_id)
+        if saga is None:
+            return None
+        if saga.current_state == SagaState.RELEASING:
+            _move(saga, SagaState.RELEASED)
+        elif saga.current_state == SagaState.COMPENSATING:
+            _move(saga, SagaState.COMPENSATED)
+        elif saga.current_state in {SagaState.RESERVED, SagaState.CONFIRMED} and saga_id is None:
+            _drop_queue_entry(saga.aggregate_id)
+            _move(saga, SagaState.RELEASED, released_by="expiry")
+        else:
+            return None
+        return saga.current_state
+
+
+def saga_settle(*, order: dict, cause: dict | None = None) -> str | None:
+    """OrderMatched: take the order out of the queue and ask assets to move the balances."""
+    alias = _alias()
+    with transaction.atomic(using=alias):
+        saga = _locked_saga(order["order_id"])
+        if saga is None or saga.current_state not in {SagaState.RESERVED, SagaState.CONFIRMED}:
+            return None
+        size, price = decimal_from(saga.payload["size"]), decimal_from(saga.payload["price"])
+        _, amount = reservation_for(order_side="BUY", asset_name=QUOTE_ASSET, size=size, price=price)
+        _drop_queue_entry(saga.aggregate_id)
+        _command(
+            "SettleAssets",
+            saga=saga,
+            payload={
+                "saga_id": str(saga.saga_id),
+                **{k: saga.payload[k] for k in ("order_id", "customer_id", "asset_name", "order_side")},
+                "size": decimal_string(size),
+                "price": decimal_string(price),
+                "amount": decimal_string(amount),
+            },
+            cause=cause,
+        )
+        _move(saga, SagaState.SETTLING)
+        return saga.current_state
+
+
+def saga_complete(*, order_id, cause: dict | None = None) -> str | None:
+    """AssetsSettled: the match is booked; the saga is done."""
+    with transaction.atomic(using=_alias()):
+        saga = _locked_saga(order_id)
+        if saga is None or saga.current_state != SagaState.SETTLING:
+            return None
+        _move(saga, SagaState.COMPLETED)
+        return saga.current_state
+
+
+# --- The matching queue ----------------------------------------------------------------------------
+
+
+def _match_request(entries: list[MatchingQueueEntry], *, actor_id: int | None) -> list[MatchingQueueEntry]:
+    alias = _alias()
+    now = timezone.now()
+    for entry in entries:
+        envelope_payload = {
+            "saga_id": str(entry.saga_id),
+            "order_id": str(entry.order_id),
+            "customer_id": entry.customer_id,
+            "requested_by": actor_id,
+        }
+        outbox_write(
+            CONTEXT,
+            "OrderMatchRequested",
+            aggregate_type=AGGREGATE_TYPE,
+            aggregate_id=entry.order_id,
+            payload=envelope_payload,
+            actor_id=actor_id,
+        )
+        entry.match_requested_at = now
+    MatchingQueueEntry.objects.using(alias).filter(id__in=[e.id for e in entries]).update(match_requested_at=now)
+    return entries
+
+
+def matching_queue_request_next(*, count: int, actor_id: int | None = None) -> list[MatchingQueueEntry]:
+    """Ask orders to match the first `count` queued orders (tier, then best price, then time).
+
+    Entries asked for within the last few seconds are skipped, so two clicks ask for different orders.
+    Returns the entries requested, in queue order.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_MATCH_REQUEST:
+        raise InvalidInput(f"count must be a whole number between 1 and {MAX_MATCH_REQUEST}.")
+    with transaction.atomic(using=_alias()):
+        entries = list(matching_queue_next(count=count).select_for_update(skip_locked=True))
+        return _match_request(entries, actor_id=actor_id)
+
+
+def matching_queue_request(*, order_ids: list, actor_id: int | None = None) -> list[MatchingQueueEntry]:
+    """Ask orders to match these queued orders (the admin's "request match for selected")."""
+    alias = _alias()
+    with transaction.atomic(using=alias):
+        entries = list(
+            matching_queue_ordered().select_for_update().filter(order_id__in=[_order_id(o) for o in order_ids])
+        )
+        return _match_request(entries, actor_id=actor_id)
+
+
+# --- Stuck sagas ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StuckSweepResult:
+    retried: list[str] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"retried": self.retried, "parked": self.parked}
+
+
+def _command_resend(saga: SagaInstance) -> None:
+    """Publish the saga's last command again, under its original event id.
+
+    The same id means a receiver that already applied it skips it (its processed_events), while one
+    that never got it, or dead-lettered it, applies it now.
+    """
+    alias = _alias()
+    last = saga.payload.get("last_command")
+    if not last:
+        return
+    resent = (
+        OutboxEvent.objects.using(alias)
+        .filter(id=last["event_id"])
+        .update(status="PENDING", published_at=None, retry_count=0, last_error="")
+    )
+    if resent:
+        relay_wake(CONTEXT, using=alias)
+        return
+    _command(last["event_type"], saga=saga, payload=last["payload"], cause=None)
+
+
+def saga_retry_stuck(
+    *, older_than_seconds: float = SAGA_STUCK_AFTER_SECONDS, max_retries: int = SAGA_MAX_RETRIES
+) -> StuckSweepResult:
+    """Re-send the command of every saga waiting for a reply longer than `older_than_seconds`.
+
+    Each re-send counts in `retry_count`; a saga that has used up `max_retries` becomes STUCK and
+    stays there until an admin looks at it.
+    """
+    alias = _alias()
+    result = StuckSweepResult()
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    for saga_id in saga_list_waiting(updated_before=cutoff).values_list("saga_id", flat=True):
+        with transaction.atomic(using=alias):
+            saga = (
+                SagaInstance.objects.using(alias)
+                .select_for_update()
+                .filter(saga_id=saga_id, current_state__in=AWAITING_REPLY_STATES, updated_at__lt=cutoff)
+                .first()
+            )
+            if saga is None:
+                continue  # it moved on since the sweep read it
+            if saga.retry_count >= max_retries:
+                _move(saga, SagaState.STUCK, stuck_in=saga.current_state)
+                result.parked.append(str(saga.aggregate_id))
+                continue
+            _command_resend(saga)
+            saga.retry_count += 1
+            saga.updated_at = timezone.now()
+            saga.save(using=alias)
+            result.retried.append(str(saga.aggregate_id))
+    if result.retried or result.parked:
+        logger.warning("stuck sagas", extra=result.as_dict())
+    return result
+
+
+def saga_resume(*, saga_ids: list, actor_id: int | None = None) -> list[str]:
+    """An admin's second chance for STUCK sagas: back to the state they stuck in, retries reset, command re-sent.
+
+    Returns the order ids resumed; sagas that are not STUCK are left alone.
+    """
+    alias = _alias()
+    resumed = []
+    for saga_id in saga_ids:
+        with transaction.atomic(using=alias):
+            saga = SagaInstance.objects.using(alias).select_for_update().filter(saga_id=saga_id).first()
+            if saga is None or saga.current_state != SagaState.STUCK or not saga.payload.get("stuck_in"):
+                continue
+            _command_resend(saga)
+            saga.retry_count = 0
+            _move(saga, saga.payload["stuck_in"], resumed_by=actor_id)
+            resumed.append(str(saga.aggregate_id))
+    return resumed
