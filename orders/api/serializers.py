@@ -1,0 +1,127 @@
+"""Shapes of the orders API: parsing requests into service arguments and rendering orders.
+
+Validation of the order itself lives in `orders.services.order_create`; these only check types.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from orders.models import ASSET_NAME_MAX_LENGTH, DECIMAL_MAX_DIGITS, DECIMAL_PLACES, Order, OrderSide, OrderStatus
+
+MAX_BIGINT = 2**63 - 1
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    size = serializers.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES, read_only=True)
+    price = serializers.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "client_order_id",
+            "customer_id",
+            "asset_name",
+            "order_side",
+            "size",
+            "price",
+            "status",
+            "rejection_reason",
+            "created_at",
+            "updated_at",
+            "version",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_field(OpenApiTypes.DECIMAL)
+class DecimalInputField(serializers.Field):
+    """A decimal as a string (or an exact JSON number); passed on untouched for the service to check."""
+
+    default_error_messages = {"invalid": 'Must be a decimal number, sent as a string such as "12.5".'}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int, Decimal)):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return str(value)
+
+
+class OrderCreateSerializer(serializers.Serializer):
+    customer_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_BIGINT,
+        help_text="Defaults to the signed-in customer.",
+    )
+    asset_name = serializers.CharField(max_length=64, trim_whitespace=False, help_text="Upper-case ticker, not TRY.")
+    order_side = serializers.ChoiceField(choices=OrderSide.choices)
+    size = DecimalInputField()
+    price = DecimalInputField()
+    client_order_id = serializers.CharField(
+        required=False, allow_null=True, max_length=255, trim_whitespace=False, help_text="Generated when omitted."
+    )
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class DateOrDateTimeField(serializers.Field):
+    """`YYYY-MM-DD` (a whole day) or an ISO 8601 date-time (UTC when no offset is given)."""
+
+    default_error_messages = {"invalid": "Must be a date (YYYY-MM-DD) or an ISO 8601 date-time."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or len(data) > 64:
+            self.fail("invalid")
+        text = data.strip()
+        # An unencoded "+03:00" offset arrives in a query string as " 03:00".
+        text = re.sub(r"(T\S+) (\d{2}:?\d{2})$", r"\1+\2", text)
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                day = parse_date(text)
+                if day is not None:
+                    return day
+            moment = parse_datetime(text)
+        except ValueError:
+            moment = None
+        if moment is None:
+            self.fail("invalid")
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_default_timezone())
+        return moment
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class OrderFilterSerializer(serializers.Serializer):
+    customer_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+    start = DateOrDateTimeField(required=False)
+    end = DateOrDateTimeField(required=False)
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    asset_name = serializers.RegexField(r"^[A-Z0-9][A-Z0-9.]*$", max_length=ASSET_NAME_MAX_LENGTH, required=False)
+    order_side = serializers.ChoiceField(choices=OrderSide.choices, required=False)
+
+    def validate(self, attrs):
+        start, end = attrs.get("start"), attrs.get("end")
+        if start is not None and end is not None and _moment(start) > _moment(end, end_of_day=True):
+            raise serializers.ValidationError({"end": ["Must not be before start."]})
+        return attrs
+
+
+def _moment(value: date | datetime, *, end_of_day: bool = False) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    moment = datetime.combine(value, datetime.max.time() if end_of_day else datetime.min.time())
+    return timezone.make_aware(moment, timezone.get_default_timezone())

@@ -1,0 +1,98 @@
+"""Reads of the orders context, always scoped to the customers the caller may act for."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import date, datetime, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from brokage.auth import Principal, customer_scope
+from brokage.errors import NotFound
+from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order
+
+ALIAS = "orders"
+
+
+def _orders_in_scope(actor: Principal) -> QuerySet[Order]:
+    orders = Order.objects.using(ALIAS).all()
+    scope = customer_scope(actor, BrokerAssignmentReplica)
+    return orders if scope is None else orders.filter(customer_id__in=scope)
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()), timezone.get_default_timezone())
+
+
+def order_list(
+    *,
+    actor: Principal,
+    customer_id: int | None = None,
+    start: date | datetime | None = None,
+    end: date | datetime | None = None,
+    status: str | None = None,
+    asset_name: str | None = None,
+    order_side: str | None = None,
+) -> QuerySet[Order]:
+    """Orders the actor may see, newest first.
+
+    `start`/`end` accept dates or date-times; an `end` date includes that whole day.
+    """
+    orders = _orders_in_scope(actor)
+    if customer_id is not None:
+        orders = orders.filter(customer_id=customer_id)
+    if start is not None:
+        orders = orders.filter(created_at__gte=start if isinstance(start, datetime) else _start_of(start))
+    if end is not None:
+        if isinstance(end, datetime):
+            orders = orders.filter(created_at__lte=end)
+        else:
+            orders = orders.filter(created_at__lt=_start_of(end + timedelta(days=1)))
+    if status is not None:
+        orders = orders.filter(status=status)
+    if asset_name is not None:
+        orders = orders.filter(asset_name=asset_name)
+    if order_side is not None:
+        orders = orders.filter(order_side=order_side)
+    return orders.order_by("-created_at", "-id")
+
+
+def order_get(*, actor: Principal, order_id: str | uuid.UUID) -> Order:
+    """One order the actor may see; anything else (unknown, not theirs, not a UUID) is 404."""
+    try:
+        order_uuid = order_id if isinstance(order_id, uuid.UUID) else uuid.UUID(str(order_id))
+    except ValueError:
+        raise NotFound("Order not found.")
+    order = _orders_in_scope(actor).filter(pk=order_uuid).first()
+    if order is None:
+        raise NotFound("Order not found.")
+    return order
+
+
+def order_wait_settled(*, actor: Principal, order_id: str | uuid.UUID, seconds: float) -> Order:
+    """The order once the saga has settled it (confirmed or terminal), or as it is when `seconds` run out.
+
+    Polls one primary-key row with a growing interval: cheap, and it works the same whichever
+    process or bus moved the order on.
+    """
+    deadline = time.monotonic() + max(0.0, seconds)
+    interval = 0.02
+    while True:
+        order = order_get(actor=actor, order_id=order_id)
+        remaining = deadline - time.monotonic()
+        if order.status in SETTLED_STATUSES or remaining <= 0:
+            return order
+        time.sleep(min(interval, remaining))
+        interval = min(interval * 2, 0.25)
+
+
+def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> CustomerReplica | None:
+    """What orders knows of a customer, waiting up to `wait_seconds` for its CustomerCreated to land."""
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    while True:
+        replica = CustomerReplica.objects.using(ALIAS).filter(customer_id=customer_id).first()
+        if replica is not None or time.monotonic() >= deadline:
+            return replica
+        time.sleep(0.05)
