@@ -1,3 +1,9 @@
-from django.urls import re_path  # noqa: F401  (paths are added as the assets API grows)
+from django.urls import re_path
 
-urlpatterns: list = []
+from assets.api import views
+
+urlpatterns = [
+    re_path(r"^api/assets/?$", views.AssetListView.as_view(), name="asset-list"),
+    re_path(r"^api/assets/deposit/?$", views.AssetDepositView.as_view(), name="asset-deposit"),
+    re_path(r"^api/assets/withdraw/?$", views.AssetWithdrawView.as_view(), name="asset-withdraw"),
+]

@@ -1,0 +1,74 @@
+"""Reads of the assets context: balances in a caller's scope, the read models, the balance invariant."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Q, QuerySet, Sum
+
+from assets.models import Asset, AssetReservation, BrokerAssignmentReplica, CustomerReplica, ReservationStatus
+from brokage.auth import Principal, customer_scope
+
+ALIAS = "assets"
+
+
+def asset_list(*, principal: Principal, customer_id: int | None = None, asset_name: str | None = None) -> QuerySet:
+    """The balances `principal` may see (admin: all; broker: assigned customers; customer: own), filtered."""
+    assets = Asset.objects.using(ALIAS).order_by("customer_id", "asset_name", "id")
+    scope = customer_scope(principal, BrokerAssignmentReplica)
+    if scope is not None:
+        assets = assets.filter(customer_id__in=scope)
+    if customer_id is not None:
+        assets = assets.filter(customer_id=customer_id)
+    if asset_name:
+        assets = assets.filter(asset_name=asset_name)
+    return assets
+
+
+def asset_get(*, customer_id: int, asset_name: str) -> Asset | None:
+    return Asset.objects.using(ALIAS).filter(customer_id=customer_id, asset_name=asset_name).first()
+
+
+def reservation_get_for_order(*, order_id) -> AssetReservation | None:
+    return AssetReservation.objects.using(ALIAS).select_related("asset").filter(order_id=order_id).first()
+
+
+def customer_wait_seconds() -> float:
+    """How long a request waits for a customer created a moment ago: its CustomerCreated may still be
+    on Kafka. The in-process bus delivers before the creating request returns, so there is no wait."""
+    default = 2.0 if settings.EVENT_BUS == "kafka" else 0.0
+    return float(getattr(settings, "ASSETS_CUSTOMER_WAIT_SECONDS", default))
+
+
+def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> CustomerReplica | None:
+    """The customer as this context knows it, polling up to `wait_seconds` for it to arrive."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        customer = CustomerReplica.objects.using(ALIAS).filter(customer_id=customer_id).first()
+        if customer is not None or time.monotonic() >= deadline:
+            return customer
+        time.sleep(0.05)
+
+
+def asset_invariant_violations() -> list[dict]:
+    """Rows breaking `size - usable_size == sum(ACTIVE reservations)` or `usable_size >= 0`; empty when sound."""
+    rows = Asset.objects.using(ALIAS).annotate(
+        reserved=Sum("reservations__amount", filter=Q(reservations__status=ReservationStatus.ACTIVE))
+    )
+    violations = []
+    for asset in rows:
+        reserved = asset.reserved if asset.reserved is not None else Decimal("0")
+        if asset.size - asset.usable_size != reserved or asset.usable_size < 0:
+            violations.append(
+                {
+                    "asset_id": asset.id,
+                    "customer_id": asset.customer_id,
+                    "asset_name": asset.asset_name,
+                    "size": asset.size,
+                    "usable_size": asset.usable_size,
+                    "active_reservations": reserved,
+                }
+            )
+    return violations
