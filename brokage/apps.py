@@ -14,6 +14,15 @@ class ContextConfig(AppConfig):
     (`<app>/events.py`) and the handlers it consumes with (`<app>/handlers.py`)."""
 
     default_auto_field = "django.db.models.BigAutoField"
+    # Each `<app>/apps.py` imports this class next to its own subclass. Django picks an app's config
+    # automatically only if exactly one candidate is eligible, so the base opts out and every
+    # subclass opts back in; otherwise Django falls back to a plain AppConfig and ready() never runs.
+    default = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "default" not in cls.__dict__:
+            cls.default = True
 
     def ready(self) -> None:
         for module in ("events", "handlers"):
