@@ -222,7 +222,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "brokage.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per-tier limits for signed-in users, per-IP for anonymous ones (brokage/ratelimit.py).
+    "DEFAULT_THROTTLE_CLASSES": ["brokage.ratelimit.TierRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anonymous": os.environ.get("RATE_LIMIT_ANONYMOUS", "300/min")},
 }
+RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "30"))),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),

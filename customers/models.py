@@ -30,9 +30,42 @@ class CustomerTier(models.Model):
 
 
 class CustomerManager(UserManager):
+    """Every customer, however it is made (API, admin, `createsuperuser`), is made by `customer_create`,
+    so its CustomerCreated event reaches the other contexts' read models."""
+
+    def get_queryset(self):
+        # The tier rides along with every customer read: the rate limiter needs it on each request.
+        return super().get_queryset().select_related("tier")
+
+    def create_user(self, username, email=None, password=None, **extra_fields):
+        return self._create_through_service(username, email, password, **extra_fields)
+
     def create_superuser(self, username, email=None, password=None, **extra_fields):
         extra_fields.setdefault("role", Role.ADMIN)
-        return super().create_superuser(username, email, password, **extra_fields)
+        extra_fields.setdefault("is_superuser", True)
+        if extra_fields.get("is_superuser") is not True:
+            raise ValueError("Superuser must have is_superuser=True.")
+        return self._create_through_service(username, email, password, **extra_fields)
+
+    def _create_through_service(self, username, email, password, **extra_fields):
+        from customers.services import customer_create  # services import this module
+
+        tier = extra_fields.pop("tier", None)
+        tier_code = extra_fields.pop("tier_code", None) or getattr(tier, "tier_code", tier) or "STANDARD"
+        # `is_staff` follows the role (ADMIN signs in to the admin); Django passes it, we derive it.
+        extra_fields.pop("is_staff", None)
+        unknown = set(extra_fields) - {"role", "phone", "is_superuser", "actor_id"}
+        if unknown:
+            raise TypeError(f"create_user() got unexpected fields: {', '.join(sorted(unknown))}")
+        return customer_create(
+            username=username,
+            password=password,
+            email=email or "",
+            tier_code=tier_code,
+            # `createsuperuser` has already applied (or knowingly overridden) the password policy.
+            enforce_password_policy=False,
+            **extra_fields,
+        )
 
 
 class Customer(AbstractBaseUser, PermissionsMixin):
@@ -72,6 +105,22 @@ class Customer(AbstractBaseUser, PermissionsMixin):
     @property
     def effective_role(self) -> str:
         return Role.ADMIN if self.is_superuser else self.role
+
+    @property
+    def rate_limit_per_minute(self) -> int:
+        """The API requests per minute this customer's tier allows (read by `brokage.ratelimit`)."""
+        return self.tier.rate_limit
+
+    # ADMIN (everything, ARCHITECTURE §7) holds every admin permission, superuser or not.
+    def has_perm(self, perm, obj=None) -> bool:
+        if self.active and self.role == Role.ADMIN:
+            return True
+        return super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label) -> bool:
+        if self.active and self.role == Role.ADMIN:
+            return True
+        return super().has_module_perms(app_label)
 
 
 class NotificationPreference(models.Model):

@@ -1,0 +1,95 @@
+"""Per-tier API rate limits (ARCHITECTURE §7: 429 when a tier's requests per minute are used up).
+
+`TierRateThrottle` is every API view's default throttle (`REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]`).
+A signed-in user may make `user.rate_limit_per_minute` requests per fixed minute (the customers
+context exposes its tier's limit under that name, so the kernel imports no context); anonymous
+callers get `DEFAULT_THROTTLE_RATES["anonymous"]` per IP address.
+
+One Redis round trip per request: INCR and EXPIRE of the window's counter in one MULTI. The
+throttle also puts `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time
+the window ends) on the view's response headers, which DRF copies onto every response of that
+view, the 429 included (DRF adds its `Retry-After`). Requests a permission check refuses never
+reach the throttle, so they are neither counted nor given these headers.
+
+If Redis cannot be reached the request is let through: a rate limiter must not take the API down.
+`RATE_LIMIT_ENABLED=0` turns the limits off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from django.conf import settings
+from redis.exceptions import RedisError
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+
+from brokage.redis import get_redis
+
+logger = logging.getLogger(__name__)
+
+KEY = "brokage:ratelimit:{subject}:{window_seconds}:{window_index}"
+ANONYMOUS_SCOPE = "anonymous"
+DEFAULT_ANONYMOUS_RATE = "300/min"
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """`"300/min"` -> (300, 60): requests per window, window length in seconds."""
+    count, _, period = rate.partition("/")
+    return int(count), PERIODS[period.strip()[:1].lower()]
+
+
+def rate_limit_hit(subject: str, *, limit: int, window_seconds: int) -> dict:
+    """Count one request of `subject` in the current fixed window; returns what the headers report."""
+    now = time.time()
+    window_index = int(now // window_seconds)
+    key = KEY.format(subject=subject, window_seconds=window_seconds, window_index=window_index)
+    pipeline = get_redis().pipeline(transaction=True)
+    pipeline.incr(key)
+    pipeline.expire(key, window_seconds + 1)
+    count, _ = pipeline.execute()
+    reset_at = (window_index + 1) * window_seconds
+    return {
+        "allowed": count <= limit,
+        "limit": limit,
+        "remaining": max(0, limit - count),
+        "reset_at": reset_at,
+        "retry_after": max(1, math.ceil(reset_at - now)),
+    }
+
+
+class TierRateThrottle(BaseThrottle):
+    """The signed-in user's tier limit per minute, or the anonymous limit per IP address."""
+
+    def __init__(self) -> None:
+        self.retry_after: int | None = None
+
+    def allow_request(self, request, view) -> bool:
+        if not getattr(settings, "RATE_LIMIT_ENABLED", True):
+            return True
+        user = getattr(request, "user", None)
+        per_minute = getattr(user, "rate_limit_per_minute", None) if getattr(user, "is_authenticated", False) else None
+        if per_minute is not None:
+            subject, limit, window_seconds = f"user:{user.pk}", int(per_minute), 60
+        else:
+            rate = api_settings.DEFAULT_THROTTLE_RATES.get(ANONYMOUS_SCOPE) or DEFAULT_ANONYMOUS_RATE
+            limit, window_seconds = parse_rate(rate)
+            subject = f"ip:{self.get_ident(request)}"
+        try:
+            hit = rate_limit_hit(subject, limit=limit, window_seconds=window_seconds)
+        except RedisError:
+            logger.warning("rate limit not checked: Redis unavailable", exc_info=True)
+            return True
+        headers = getattr(view, "headers", None)
+        if isinstance(headers, dict):
+            headers["X-RateLimit-Limit"] = str(hit["limit"])
+            headers["X-RateLimit-Remaining"] = str(hit["remaining"])
+            headers["X-RateLimit-Reset"] = str(hit["reset_at"])
+        self.retry_after = hit["retry_after"]
+        return hit["allowed"]
+
+    def wait(self) -> int | None:
+        return self.retry_after

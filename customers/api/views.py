@@ -1,0 +1,151 @@
+"""The customers REST API (ARCHITECTURE §7): parse, call one selector or service, render."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView
+
+from brokage.auth import IsAdminRole, principal_of
+from brokage.errors import PermissionDenied
+from customers import selectors, services
+from customers.api.serializers import (
+    BrokerAssignmentOutput,
+    CustomerCreateInput,
+    CustomerOutput,
+    CustomerUpdateInput,
+    NotificationPreferencesInput,
+    NotificationPreferencesOutput,
+    TierOutput,
+    TokenObtainWithRoleSerializer,
+)
+
+TAGS = ["customers"]
+
+
+class TokenObtainView(TokenObtainPairView):
+    """`{username, password}` -> `{access, refresh}`; inactive customers get 401."""
+
+    serializer_class = TokenObtainWithRoleSerializer
+
+
+class CustomerListCreateView(GenericAPIView):
+    serializer_class = CustomerOutput
+
+    @extend_schema(tags=TAGS, responses=CustomerOutput(many=True), summary="Customers you may see")
+    def get(self, request):
+        customers = selectors.customer_list(principal=principal_of(request.user))
+        page = self.paginate_queryset(customers)
+        return self.get_paginated_response(CustomerOutput(page, many=True).data)
+
+    @extend_schema(
+        tags=TAGS,
+        request=CustomerCreateInput,
+        responses={201: CustomerOutput, 409: OpenApiResponse(description="Username or email taken")},
+        summary="Create a customer, broker or admin (admins only)",
+    )
+    def post(self, request):
+        principal = principal_of(request.user)
+        if not principal.is_admin:
+            raise PermissionDenied("Only administrators may create customers.")
+        data = _valid(CustomerCreateInput, request.data)
+        customer = services.customer_create(
+            username=data["username"],
+            password=data["password"],
+            email=data["email"],
+            phone=data["phone"],
+            tier_code=data["tier"],
+            role=data["role"],
+            actor_id=principal.user_id,
+        )
+        return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
+
+
+class CustomerMeView(APIView):
+    @extend_schema(tags=TAGS, responses=CustomerOutput, summary="The signed-in customer")
+    def get(self, request):
+        principal = principal_of(request.user)
+        customer = selectors.customer_get(principal=principal, customer_id=principal.user_id)
+        return Response(CustomerOutput(customer).data)
+
+
+class CustomerDetailView(APIView):
+    @extend_schema(tags=TAGS, responses=CustomerOutput, summary="One customer")
+    def get(self, request, customer_id: int):
+        customer = selectors.customer_get(principal=principal_of(request.user), customer_id=int(customer_id))
+        return Response(CustomerOutput(customer).data)
+
+    @extend_schema(
+        tags=TAGS,
+        request=CustomerUpdateInput,
+        responses=CustomerOutput,
+        summary="Change a customer (admins: any field; a customer: its own email and phone)",
+    )
+    def patch(self, request, customer_id: int):
+        principal = principal_of(request.user)
+        customer = selectors.customer_get(principal=principal, customer_id=int(customer_id))
+        data = _valid(CustomerUpdateInput, request.data)
+        forbidden = set(data) - selectors.customer_editable_fields(principal=principal, customer=customer)
+        if forbidden:
+            raise PermissionDenied(f"You may not change: {', '.join(sorted(forbidden))}.")
+        customer = services.customer_update(customer=customer, actor_id=principal.user_id, **data)
+        return Response(CustomerOutput(customer).data)
+
+
+class BrokerAssignmentView(APIView):
+    permission_classes = [IsAuthenticated, IsAdminRole]
+
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={201: BrokerAssignmentOutput, 409: OpenApiResponse(description="Already assigned")},
+        summary="Assign a customer to a broker (admins only)",
+    )
+    def post(self, request, broker_id: int, customer_id: int):
+        assignment = services.broker_assign(
+            broker_id=int(broker_id), customer_id=int(customer_id), actor_id=request.user.pk
+        )
+        return Response(BrokerAssignmentOutput(assignment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=TAGS, request=None, responses={204: None}, summary="Unassign (admins only)")
+    def delete(self, request, broker_id: int, customer_id: int):
+        services.broker_unassign(broker_id=int(broker_id), customer_id=int(customer_id), actor_id=request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class NotificationPreferencesView(APIView):
+    @extend_schema(tags=TAGS, responses=NotificationPreferencesOutput, summary="A customer's notification preferences")
+    def get(self, request, customer_id: int):
+        preferences = selectors.notification_preferences_get(
+            principal=principal_of(request.user), customer_id=int(customer_id)
+        )
+        return Response(NotificationPreferencesOutput(preferences).data)
+
+    @extend_schema(
+        tags=TAGS,
+        request=NotificationPreferencesInput,
+        responses=NotificationPreferencesOutput,
+        summary="Replace a customer's notification preferences",
+    )
+    def put(self, request, customer_id: int):
+        principal = principal_of(request.user)
+        selectors.notification_preferences_get(principal=principal, customer_id=int(customer_id))
+        data = _valid(NotificationPreferencesInput, request.data)
+        preferences = services.notification_preferences_update(
+            customer_id=int(customer_id), actor_id=principal.user_id, **data
+        )
+        return Response(NotificationPreferencesOutput(preferences).data)
+
+
+class TierListView(APIView):
+    @extend_schema(tags=TAGS, responses=TierOutput(many=True), summary="Customer tiers and their limits")
+    def get(self, request):
+        return Response(TierOutput(selectors.tier_list(), many=True).data)
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
