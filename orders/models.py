@@ -10,6 +10,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from brokage.fields import ExactDecimalField
 from brokage.models import BrokerAssignmentReplicaBase, CustomerReplicaBase, OutboxEventBase, ProcessedEventBase
 
 # numeric(20, 8): twelve integer digits and eight fractional ones; more fractional digits are a 400.
@@ -54,8 +55,9 @@ class Order(models.Model):
     customer_id = models.BigIntegerField()
     asset_name = models.CharField(max_length=ASSET_NAME_MAX_LENGTH)
     order_side = models.CharField(max_length=4, choices=OrderSide.choices)
-    size = models.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES)
-    price = models.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    # Exact on every profile (SQLite would keep only 15 significant digits of a plain DecimalField).
+    size = ExactDecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES)
+    price = ExactDecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     status = models.CharField(max_length=24, choices=OrderStatus.choices, default=OrderStatus.CREATED)
     rejection_reason = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL per §3)
     created_at = models.DateTimeField(default=timezone.now)
