@@ -1,0 +1,554 @@
+"""Full backups of every database, and restoring one (ARCHITECTURE §9; `manage.py backup` / `restore`).
+
+A backup is one folder, `DIR/<UTC timestamp>/`:
+
+- `relational/<logical name>.dump` per PostgreSQL database (`pg_dump -Fc`), or
+  `relational/<logical name>.sqlite3` per SQLite database (SQLite's online backup API), so the same
+  command works on the embedded and test profiles;
+- `documents/<logical name>/<collection>.jsonl` per document collection, one MongoDB Extended JSON
+  (canonical) document per line, so dates, ObjectIds and Decimal128 come back as the same types,
+  and `documents/<logical name>/collections.json` with each collection's options and indexes;
+- `manifest.json`: every database (logical name such as `brokage_orders`, and the actual database
+  name, which differs under test), every file with its size and sha256, tool and server versions.
+
+The folder is written under a hidden name and renamed when complete, so a crashed backup never
+looks like a good one and rotation never counts it. A restore checks every checksum before it
+touches anything, and refuses a damaged or incomplete backup.
+
+Rotation keeps the newest `keep_local` backups in DIR (7: a week of nightly backups), moves older
+ones into `DIR/archive/` and keeps the newest `keep_archive` there (30).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import django
+from django.conf import settings
+from django.db import connections
+from tqdm import tqdm
+
+from brokage.documents import context_database
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+BACKUP_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
+ARCHIVE_DIR = "archive"
+KEEP_LOCAL = 7
+KEEP_ARCHIVE = 30
+DOCUMENT_BATCH = 1000
+# Test runs put `test_` in front of every database name (Django's convention, kept by tests/conftest.py).
+TEST_PREFIX = "test_"
+PG_TIMEOUT_SECONDS = 3600
+
+
+class BackupError(Exception):
+    """A backup or restore could not be done; the message says what and where."""
+
+
+class BackupDamaged(BackupError):
+    """A backup's files do not match its manifest; nothing was restored."""
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    manifest: dict
+    seconds: float
+
+
+@dataclass
+class RotationResult:
+    kept: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RestoreResult:
+    path: Path
+    databases: list[dict]
+    seconds: float
+
+
+# --- Taking a backup ----------------------------------------------------------------------------------
+
+
+def backup_create(dest: Path, *, progress: bool | None = None) -> BackupResult:
+    """Dump every relational and document database into a new `dest/<UTC timestamp>/` folder."""
+    started = time.monotonic()
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    final = _unique_folder(dest, now.strftime(TIMESTAMP_FORMAT))
+    partial = dest / f".partial-{final.name}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+
+    relational = list(settings.DATABASES)
+    documents = list(settings.DOCUMENT_DATABASES)
+    databases: list[dict] = []
+    try:
+        with _progress_bar(progress, total=len(relational) + len(documents), desc="backup") as bar:
+            for alias in relational:
+                bar.set_postfix_str(_relational_logical_name(alias))
+                databases.append(_dump_relational(alias, partial))
+                bar.update()
+            for context in documents:
+                bar.set_postfix_str(context)
+                databases.append(_dump_documents(context, partial))
+                bar.update()
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created_at": now.isoformat().replace("+00:00", "Z"),
+            "profile": settings.PROFILE,
+            "databases": databases,
+            "files": [_file_entry(partial, path) for path in sorted(_files_under(partial))],
+            "versions": _versions(databases),
+        }
+        manifest["seconds"] = round(time.monotonic() - started, 3)
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        partial.rename(final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return BackupResult(path=final, manifest=manifest, seconds=time.monotonic() - started)
+
+
+def _unique_folder(dest: Path, name: str) -> Path:
+    candidate, n = dest / name, 0
+    while candidate.exists():
+        n += 1
+        candidate = dest / f"{name}-{n}"
+    return candidate
+
+
+def _relational_logical_name(alias: str) -> str:
+    """`brokage_orders` etc., whatever database the alias points at right now (test_... under pytest)."""
+    context = getattr(settings, "RELATIONAL_CONTEXTS", {}).get(alias)
+    if context:
+        return context[1]
+    return Path(str(settings.DATABASES[alias]["NAME"])).stem.removeprefix(TEST_PREFIX)
+
+
+def _dump_relational(alias: str, folder: Path) -> dict:
+    connection = connections[alias]
+    logical = _relational_logical_name(alias)
+    target = folder / "relational"
+    target.mkdir(exist_ok=True)
+    entry = {
+        "logical_name": logical,
+        "alias": alias,
+        "context": getattr(settings, "RELATIONAL_CONTEXTS", {}).get(alias, (alias,))[0],
+        "kind": connection.vendor,
+        "database": str(connection.settings_dict["NAME"]),
+    }
+    if connection.vendor == "postgresql":
+        path = target / f"{logical}.dump"
+        server_version = _pg_server_version(alias)
+        entry.update(
+            host=connection.settings_dict.get("HOST") or "", port=str(connection.settings_dict.get("PORT") or "")
+        )
+        entry.update(server_version=server_version, pg_dump=_run_pg_tool("pg_dump", ["--version"], alias).strip())
+        _run_pg_tool(
+            "pg_dump",
+            ["--format=custom", "--no-password", *_pg_connection_args(alias), f"--file={path}"],
+            alias,
+        )
+    elif connection.vendor == "sqlite":
+        path = target / f"{logical}.sqlite3"
+        connection.ensure_connection()
+        copy = sqlite3.connect(path)
+        try:
+            # The online backup API copies a consistent snapshot even while other connections write.
+            connection.connection.backup(copy)
+        finally:
+            copy.close()
+        entry["server_version"] = f"SQLite {sqlite3.sqlite_version}"
+    else:
+        raise BackupError(f"{alias}: cannot back up a {connection.vendor} database")
+    entry["file"] = path.relative_to(folder).as_posix()
+    return entry
+
+
+def _dump_documents(context: str, folder: Path) -> dict:
+    from bson import json_util
+
+    database = context_database(context)
+    logical = database.name.removeprefix(TEST_PREFIX)
+    target = folder / "documents" / logical
+    target.mkdir(parents=True)
+    collections = []
+    definitions = {}
+    for name in sorted(database.list_collection_names()):
+        if name.startswith("system."):  # server internals (e.g. a time-series collection's buckets)
+            continue
+        collection = database[name]
+        path = target / f"{_safe_file_name(name)}.jsonl"
+        count = 0
+        with path.open("w", encoding="utf-8") as out:
+            for document in collection.find({}):
+                out.write(json_util.dumps(document, json_options=json_util.CANONICAL_JSON_OPTIONS))
+                out.write("\n")
+                count += 1
+        definitions[name] = {"options": _collection_options(database, name), "indexes": _index_definitions(collection)}
+        collections.append({"name": name, "file": path.relative_to(folder).as_posix(), "documents": count})
+    definitions_path = target / "collections.json"
+    definitions_path.write_text(
+        json_util.dumps(definitions, json_options=json_util.CANONICAL_JSON_OPTIONS, indent=2) + "\n"
+    )
+    return {
+        "logical_name": logical,
+        "context": context,
+        "kind": "documents",
+        "backend": settings.DOCUMENT_BACKEND,
+        "database": database.name,
+        "collections": collections,
+        "definitions_file": definitions_path.relative_to(folder).as_posix(),
+    }
+
+
+def _safe_file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _collection_options(database, name: str) -> dict:
+    """Options a collection was created with (capped, time-series, validators); {} where unknown."""
+    try:
+        for info in database.list_collections(filter={"name": name}):
+            return dict(info.get("options") or {})
+    except NotImplementedError:  # mongomock has no listCollections
+        pass
+    return {}
+
+
+def _index_definitions(collection) -> list[dict] | None:
+    """Every index but `_id_`; None where the store cannot list them (montydb keeps none)."""
+    try:
+        indexes = [dict(index) for index in collection.list_indexes()]
+    except NotImplementedError:
+        return None
+    return [index for index in indexes if index.get("name") != "_id_"]
+
+
+def _files_under(folder: Path) -> Iterator[Path]:
+    return (path for path in folder.rglob("*") if path.is_file())
+
+
+def _file_entry(folder: Path, path: Path) -> dict:
+    return {"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _versions(databases: list[dict]) -> dict:
+    import pymongo
+
+    versions = {
+        "python": sys.version.split()[0],
+        "django": django.get_version(),
+        "pymongo": pymongo.version,
+        "sqlite": sqlite3.sqlite_version,
+        "document_backend": settings.DOCUMENT_BACKEND,
+        "document_server": _document_server_version(),
+    }
+    for entry in databases:
+        if entry["kind"] == "postgresql":
+            versions.setdefault("pg_dump", entry["pg_dump"])
+            versions.setdefault("postgresql_server", {})[entry["logical_name"]] = entry["server_version"]
+    return versions
+
+
+def _document_server_version() -> str:
+    if not settings.DOCUMENT_DATABASES:
+        return ""
+    client = context_database(next(iter(settings.DOCUMENT_DATABASES))).client
+    backend = settings.DOCUMENT_BACKEND
+    if backend == "mongodb":
+        info = client.server_info()
+        ferret = info.get("ferretdbVersion") or info.get("ferretdb", {}).get("version")
+        return f"{info.get('version')}" + (f" (FerretDB {ferret})" if ferret else "")
+    if backend == "montydb":
+        import montydb
+
+        return f"montydb {montydb.__version__}"
+    if backend == "mongomock":
+        import mongomock
+
+        return f"mongomock {mongomock.__version__}"
+    return backend
+
+
+# --- PostgreSQL client tools ------------------------------------------------------------------------
+
+
+def _pg_server_version(alias: str) -> str:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        return cursor.fetchone()[0]
+
+
+def _pg_binary(name: str, alias: str) -> str:
+    """The client tool matching the server's major version (a pg_dump older than the server refuses)."""
+    override = os.environ.get("BROKAGE_PG_BIN")
+    candidates = [Path(override) / name] if override else []
+    major = connections[alias].pg_version // 10000
+    candidates.append(Path(f"/usr/lib/postgresql/{major}/bin/{name}"))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise BackupError(f"{name} not found: install the PostgreSQL {major} client tools or set BROKAGE_PG_BIN")
+    return found
+
+
+def _pg_connection_args(alias: str) -> list[str]:
+    db = connections[alias].settings_dict
+    args = []
+    if db.get("HOST"):
+        args.append(f"--host={db['HOST']}")
+    if db.get("PORT"):
+        args.append(f"--port={db['PORT']}")
+    if db.get("USER"):
+        args.append(f"--username={db['USER']}")
+    args.append(f"--dbname={db['NAME']}")
+    return args
+
+
+def _pg_environment(alias: str) -> dict:
+    """The password travels in the environment, never on the command line (where `ps` shows it)."""
+    db = connections[alias].settings_dict
+    env = dict(os.environ)
+    if db.get("PASSWORD"):
+        env["PGPASSWORD"] = str(db["PASSWORD"])
+    options = db.get("OPTIONS") or {}
+    for option, variable in (
+        ("sslmode", "PGSSLMODE"),
+        ("sslrootcert", "PGSSLROOTCERT"),
+        ("sslcert", "PGSSLCERT"),
+        ("sslkey", "PGSSLKEY"),
+    ):
+        if options.get(option):
+            env[variable] = str(options[option])
+    return env
+
+
+def _run_pg_tool(tool: str, args: list[str], alias: str) -> str:
+    completed = subprocess.run(
+        [_pg_binary(tool, alias), *args],
+        env=_pg_environment(alias),
+        capture_output=True,
+        text=True,
+        timeout=PG_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BackupError(f"{tool} failed for {alias} (exit {completed.returncode}): {completed.stderr.strip()[:2000]}")
+    return completed.stdout
+
+
+# --- Rotation -------------------------------------------------------------------------------------------
+
+
+def backups_in(folder: Path) -> list[Path]:
+    """Complete backups directly in `folder`, oldest first (the names sort by time)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        (path for path in folder.iterdir() if path.is_dir() and BACKUP_NAME.match(path.name)),
+        key=lambda path: path.name,
+    )
+
+
+def backup_rotate(dest: Path, *, keep_local: int = KEEP_LOCAL, keep_archive: int = KEEP_ARCHIVE) -> RotationResult:
+    """Keep the newest `keep_local` backups in `dest`, archive older ones, keep `keep_archive` archived."""
+    dest = Path(dest)
+    archive = dest / ARCHIVE_DIR
+    result = RotationResult()
+    local = backups_in(dest)
+    older = local[: max(0, len(local) - keep_local)]
+    result.kept = [path.name for path in local[len(older) :]]
+    for path in older:
+        archive.mkdir(exist_ok=True)
+        target = archive / path.name
+        if target.exists():
+            shutil.rmtree(target)
+        path.rename(target)
+        result.archived.append(path.name)
+    archived = backups_in(archive)
+    for path in archived[: max(0, len(archived) - keep_archive)]:
+        shutil.rmtree(path)
+        result.deleted.append(path.name)
+    return result
+
+
+# --- Checking and restoring ----------------------------------------------------------------------------
+
+
+def backup_verify(folder: Path) -> dict:
+    """The manifest of a complete, undamaged backup; raises BackupDamaged naming the first bad file."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise BackupDamaged(f"{folder} is not a backup: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = {entry["path"]: entry for entry in manifest["files"]}
+        databases = manifest["databases"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackupDamaged(f"{manifest_path} is unreadable: {exc}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BackupDamaged(f"{manifest_path}: unknown format_version {manifest.get('format_version')!r}")
+    referenced = [entry["file"] for entry in databases if "file" in entry]
+    for entry in databases:
+        referenced += [collection["file"] for collection in entry.get("collections", [])]
+        if "definitions_file" in entry:
+            referenced.append(entry["definitions_file"])
+    for path in referenced:
+        if path not in files:
+            raise BackupDamaged(f"{folder}: {path} is not listed with a checksum in {MANIFEST}")
+    for relative, entry in files.items():
+        path = folder / relative
+        if not path.resolve().is_relative_to(folder.resolve()):
+            raise BackupDamaged(f"{folder}: {relative} points outside the backup")
+        if not path.is_file():
+            raise BackupDamaged(f"{folder}: {relative} is missing")
+        size = path.stat().st_size
+        if size != entry["size"]:
+            raise BackupDamaged(f"{folder}: {relative} is damaged (size {size}, manifest says {entry['size']})")
+        if _sha256(path) != entry["sha256"]:
+            raise BackupDamaged(f"{folder}: {relative} is damaged (sha256 does not match the manifest)")
+    return manifest
+
+
+def restore_plan(manifest: dict) -> list[dict]:
+    """Where each database of the backup goes now; refuses a backup this installation cannot take."""
+    plan = []
+    for entry in manifest["databases"]:
+        if entry["kind"] == "documents":
+            if entry["context"] not in settings.DOCUMENT_DATABASES:
+                raise BackupError(f"{entry['logical_name']}: no document database for context {entry['context']!r}")
+            target = context_database(entry["context"]).name
+        else:
+            alias = entry["alias"]
+            if alias not in settings.DATABASES:
+                raise BackupError(f"{entry['logical_name']}: no database alias {alias!r} in this installation")
+            vendor = connections[alias].vendor
+            if vendor != entry["kind"]:
+                raise BackupError(
+                    f"{entry['logical_name']} was backed up from {entry['kind']}, but alias {alias!r} is {vendor} now"
+                )
+            target = str(connections[alias].settings_dict["NAME"])
+        plan.append({**entry, "target": target})
+    return plan
+
+
+def backup_restore(folder: Path, *, progress: bool | None = None) -> RestoreResult:
+    """Verify `folder`, then replace every database's contents with the backup's."""
+    started = time.monotonic()
+    folder = Path(folder)
+    manifest = backup_verify(folder)
+    plan = restore_plan(manifest)
+    with _progress_bar(progress, total=len(plan), desc="restore") as bar:
+        for entry in plan:
+            bar.set_postfix_str(entry["logical_name"])
+            if entry["kind"] == "postgresql":
+                _restore_postgresql(entry, folder)
+            elif entry["kind"] == "sqlite":
+                _restore_sqlite(entry, folder)
+            else:
+                _restore_documents(entry, folder)
+            bar.update()
+    return RestoreResult(path=folder, databases=plan, seconds=time.monotonic() - started)
+
+
+def _restore_postgresql(entry: dict, folder: Path) -> None:
+    alias = entry["alias"]
+    # This process's own idle session must not hold locks pg_restore waits for.
+    connections[alias].close()
+    _run_pg_tool(
+        "pg_restore",
+        [
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",  # all of it or nothing: a failed restore leaves the database as it was
+            "--exit-on-error",
+            "--no-password",
+            *_pg_connection_args(alias),
+            str(folder / entry["file"]),
+        ],
+        alias,
+    )
+    connections[alias].close()
+
+
+def _restore_sqlite(entry: dict, folder: Path) -> None:
+    connection = connections[entry["alias"]]
+    connection.ensure_connection()
+    source = sqlite3.connect(f"file:{folder / entry['file']}?mode=ro", uri=True)
+    try:
+        # Copying pages into the live connection also works for in-memory and WAL databases, and
+        # other connections see the restored contents at once.
+        source.backup(connection.connection)
+    finally:
+        source.close()
+
+
+def _restore_documents(entry: dict, folder: Path) -> None:
+    from bson import json_util
+
+    options = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True, tzinfo=UTC)
+    database = context_database(entry["context"])
+    definitions = json_util.loads((folder / entry["definitions_file"]).read_text(), json_options=options)
+    for collection_entry in entry["collections"]:
+        name = collection_entry["name"]
+        definition = definitions.get(name, {})
+        database.drop_collection(name)
+        database.create_collection(name, **(definition.get("options") or {}))
+        collection = database[name]
+        batch = []
+        with (folder / collection_entry["file"]).open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    batch.append(json_util.loads(line, json_options=options))
+                if len(batch) >= DOCUMENT_BATCH:
+                    collection.insert_many(batch)
+                    batch = []
+        if batch:
+            collection.insert_many(batch)
+        for index in definition.get("indexes") or []:
+            keys = list(index["key"].items())
+            extra = {key: value for key, value in index.items() if key not in {"key", "v", "ns"}}
+            collection.create_index(keys, **extra)
+
+
+@contextmanager
+def _progress_bar(enabled: bool | None, *, total: int, desc: str):
+    # disable=None: a bar on a terminal, silence in cron and CI logs.
+    bar = tqdm(total=total, desc=desc, unit="db", file=sys.stderr, disable=None if enabled is None else not enabled)
+    try:
+        yield bar
+    finally:
+        bar.close()
