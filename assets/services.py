@@ -93,6 +93,11 @@ def positive_money(value, *, field: str = "amount") -> Decimal:
     return amount
 
 
+def decimal_string(value: Decimal) -> str:
+    """The one spelling of a decimal in an event: plain digits, no exponent, no trailing zeros."""
+    return format(value.normalize(), "f") if value else "0"
+
+
 def reservation_ttl() -> timedelta:
     seconds = getattr(settings, "ASSETS_RESERVATION_TTL_SECONDS", None)
     if seconds is None:
@@ -129,7 +134,7 @@ def _balance_change(
     """Move one row's balances (optimistically locked) and record a BalanceChanged event.
 
     `details` adds optional payload fields (a withdrawal's IBAN, for the audit trail)."""
-    old = {"size": asset.size, "usable_size": asset.usable_size}
+    old = {"size": decimal_string(asset.size), "usable_size": decimal_string(asset.usable_size)}
     size = asset.size + size_delta
     usable_size = asset.usable_size + usable_delta
     if usable_size < 0 or size < 0 or usable_size > size:
@@ -150,10 +155,10 @@ def _balance_change(
             "asset_id": asset.id,
             "asset_name": asset.asset_name,
             "reason": reason,
-            "amount": amount,
+            "amount": decimal_string(amount),
             "order_id": None if order_id is None else str(order_id),
             "old": old,
-            "new": {"size": asset.size, "usable_size": asset.usable_size},
+            "new": {"size": decimal_string(asset.size), "usable_size": decimal_string(asset.usable_size)},
             **(details or {}),
         },
         **(trace or {}),
@@ -343,7 +348,7 @@ def reservation_create(
                     "saga_id": str(saga_id),
                     "reservation_id": str(reservation.id),
                     "asset_name": asset.asset_name,
-                    "amount": amount,
+                    "amount": decimal_string(amount),
                 },
                 trace=trace,
             )
@@ -389,7 +394,7 @@ def _reservation_free(
             "saga_id": saga_id,
             "reservation_id": str(reservation.id),
             "asset_name": asset.asset_name,
-            "amount": reservation.amount,
+            "amount": decimal_string(reservation.amount),
         },
         trace=trace,
     )
