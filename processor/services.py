@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from brokage.errors import InvalidInput
 from brokage.events import caused_by, decimal_from
-from brokage.outbox import outbox_write
+from brokage.outbox import OutboxStatus, outbox_write
 from brokage.relay import relay_wake
 from processor.models import (
     AWAITING_REPLY_STATES,
@@ -404,7 +404,7 @@ def _command_resend(saga: SagaInstance) -> None:
     resent = (
         OutboxEvent.objects.using(alias)
         .filter(id=last["event_id"])
-        .update(status="PENDING", published_at=None, retry_count=0, last_error="")
+        .update(status=OutboxStatus.PENDING, published_at=None, retry_count=0, last_error="")
     )
     if resent:
         relay_wake(CONTEXT, using=alias)

@@ -1,3 +1,9 @@
-from django.urls import re_path  # noqa: F401  (paths are added as the processor API grows)
+"""Processor endpoints; absolute paths, each with and without a trailing slash."""
 
-urlpatterns: list = []
+from django.urls import re_path
+
+from processor.api.views import SagaDetailView
+
+urlpatterns = [
+    re_path(r"^api/sagas/(?P<order_id>[^/]+)/?$", SagaDetailView.as_view(), name="saga-detail"),
+]
