@@ -11,7 +11,8 @@ class BrokageConfig(AppConfig):
 
 class ContextConfig(AppConfig):
     """Base for the six context apps: on start, register the events a context publishes
-    (`<app>/events.py`) and the handlers it consumes with (`<app>/handlers.py`)."""
+    (`<app>/events.py`), the handlers it consumes with (`<app>/handlers.py`) and the metrics it
+    adds to /metrics (`<app>/metrics.py`)."""
 
     default_auto_field = "django.db.models.BigAutoField"
     # Each `<app>/apps.py` imports this class next to its own subclass. Django picks an app's config
@@ -25,6 +26,6 @@ class ContextConfig(AppConfig):
             cls.default = True
 
     def ready(self) -> None:
-        for module in ("events", "handlers"):
+        for module in ("events", "handlers", "metrics"):
             if find_spec(f"{self.name}.{module}"):
                 import_module(f"{self.name}.{module}")
