@@ -54,7 +54,13 @@ TERMINAL_STATES = frozenset(
 )
 # States that wait for an answer to a command the saga sent; the stuck-saga sweep re-sends it.
 AWAITING_REPLY_STATES = frozenset(
-    {SagaState.RESERVING, SagaState.RELEASING, SagaState.SETTLING, SagaState.COMPENSATING}
+    {
+        SagaState.RESERVING,
+        SagaState.CANCEL_REQUESTED,  # still waiting for the answer to ReserveAssets
+        SagaState.RELEASING,
+        SagaState.COMPENSATING,
+        SagaState.SETTLING,
+    }
 )
 
 

@@ -6,7 +6,7 @@ from processor.services import SAGA_MAX_RETRIES, SAGA_STUCK_AFTER_SECONDS, saga_
 class Command(BaseCommand):
     help = (
         "Re-send the last command of every order saga that has waited for a reply (in RESERVING, "
-        "RELEASING, COMPENSATING or SETTLING) longer than --older-than seconds. Each re-send counts "
+        "CANCEL_REQUESTED, RELEASING, COMPENSATING or SETTLING) longer than --older-than seconds. Each re-send counts "
         "as a retry; a saga past --max-retries is parked as STUCK for an admin (see the Sagas admin)."
     )
 
