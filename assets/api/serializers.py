@@ -19,8 +19,26 @@ def customer_id_field(**kwargs) -> serializers.IntegerField:
     return serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, **kwargs)
 
 
+class StrictRegexField(serializers.RegexField):
+    """A text field that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"not_text": "A string is required."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)
+
+
 def asset_name_field(**kwargs) -> serializers.RegexField:
-    return serializers.RegexField(
+    return StrictRegexField(
         ASSET_NAME_PATTERN,
         max_length=32,
         error_messages={"invalid": "Upper-case letters, digits, '.', '_' or '-', at most 32 characters."},
@@ -59,7 +77,7 @@ class DepositSerializer(PositiveAmountMixin, serializers.Serializer):
 class WithdrawSerializer(PositiveAmountMixin, serializers.Serializer):
     customer_id = customer_id_field()
     amount = amount_field()
-    iban = serializers.CharField(max_length=64, help_text="Validated (country format and check digits).")
-    asset_name = serializers.CharField(
+    iban = StrictCharField(max_length=64, help_text="Validated (country format and check digits).")
+    asset_name = StrictCharField(
         required=False, default=QUOTE_ASSET, max_length=32, help_text=f"Only {QUOTE_ASSET} can be withdrawn."
     )

@@ -85,7 +85,7 @@ def customer_event(customer_id: int, *, role: str = "CUSTOMER", active: bool = T
         "active": active,
     }
     if updated:
-        payload["changes"] = {}
+        payload["changes"] = {"active": {"old": not active, "new": active}}
     return build_envelope(
         "CustomerUpdated" if updated else "CustomerCreated",
         aggregate_type="Customer",
