@@ -26,6 +26,11 @@ class TokenObtainWithRoleSerializer(TokenObtainPairSerializer):
         return token
 
 
+class TokenPairOutput(serializers.Serializer):
+    access = serializers.CharField(help_text="Bearer token for the API; carries `user_id` and `role`.")
+    refresh = serializers.CharField(help_text="POST it to /api/auth/token/refresh for a new access token.")
+
+
 class CustomerCreateInput(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)

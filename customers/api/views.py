@@ -1,6 +1,6 @@
 """The customers REST API (ARCHITECTURE §7): parse, call one selector or service, render."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
@@ -20,11 +20,20 @@ from customers.api.serializers import (
     NotificationPreferencesOutput,
     TierOutput,
     TokenObtainWithRoleSerializer,
+    TokenPairOutput,
 )
 
 TAGS = ["customers"]
+CUSTOMER_ID = OpenApiParameter("customer_id", int, OpenApiParameter.PATH)
+BROKER_ID = OpenApiParameter("broker_id", int, OpenApiParameter.PATH)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        tags=["auth"],
+        responses={200: TokenPairOutput, 401: OpenApiResponse(description="Wrong credentials or inactive")},
+    )
+)
 class TokenObtainView(TokenObtainPairView):
     """`{username, password}` -> `{access, refresh}`; inactive customers get 401."""
 
@@ -72,13 +81,14 @@ class CustomerMeView(APIView):
 
 
 class CustomerDetailView(APIView):
-    @extend_schema(tags=TAGS, responses=CustomerOutput, summary="One customer")
+    @extend_schema(tags=TAGS, parameters=[CUSTOMER_ID], responses=CustomerOutput, summary="One customer")
     def get(self, request, customer_id: int):
         customer = selectors.customer_get(principal=principal_of(request.user), customer_id=int(customer_id))
         return Response(CustomerOutput(customer).data)
 
     @extend_schema(
         tags=TAGS,
+        parameters=[CUSTOMER_ID],
         request=CustomerUpdateInput,
         responses=CustomerOutput,
         summary="Change a customer (admins: any field; a customer: its own email and phone)",
@@ -99,6 +109,7 @@ class BrokerAssignmentView(APIView):
 
     @extend_schema(
         tags=TAGS,
+        parameters=[BROKER_ID, CUSTOMER_ID],
         request=None,
         responses={201: BrokerAssignmentOutput, 409: OpenApiResponse(description="Already assigned")},
         summary="Assign a customer to a broker (admins only)",
@@ -109,14 +120,25 @@ class BrokerAssignmentView(APIView):
         )
         return Response(BrokerAssignmentOutput(assignment).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=TAGS, request=None, responses={204: None}, summary="Unassign (admins only)")
+    @extend_schema(
+        tags=TAGS,
+        parameters=[BROKER_ID, CUSTOMER_ID],
+        request=None,
+        responses={204: None},
+        summary="Unassign (admins only)",
+    )
     def delete(self, request, broker_id: int, customer_id: int):
         services.broker_unassign(broker_id=int(broker_id), customer_id=int(customer_id), actor_id=request.user.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class NotificationPreferencesView(APIView):
-    @extend_schema(tags=TAGS, responses=NotificationPreferencesOutput, summary="A customer's notification preferences")
+    @extend_schema(
+        tags=TAGS,
+        parameters=[CUSTOMER_ID],
+        responses=NotificationPreferencesOutput,
+        summary="A customer's notification preferences",
+    )
     def get(self, request, customer_id: int):
         preferences = selectors.notification_preferences_get(
             principal=principal_of(request.user), customer_id=int(customer_id)
@@ -125,6 +147,7 @@ class NotificationPreferencesView(APIView):
 
     @extend_schema(
         tags=TAGS,
+        parameters=[CUSTOMER_ID],
         request=NotificationPreferencesInput,
         responses=NotificationPreferencesOutput,
         summary="Replace a customer's notification preferences",
