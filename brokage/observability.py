@@ -49,9 +49,35 @@ def _looks_like_id(value: str) -> bool:
     return 0 < len(value) <= 64 and all(c.isalnum() or c in "-_." for c in value)
 
 
-class CorrelationIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
+def _install_record_factory() -> None:
+    """Stamp the current correlation id on every log record when it is created.
+
+    A handler filter would only cover the handlers configured with it (and runs later, possibly in
+    another thread for queued handlers); stamping at creation reaches every handler, caplog included.
+    So never pass `correlation_id` in `extra=`: use `with correlation(...)`.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "stamps_correlation_id", False):
+        return
+
+    def record_with_correlation_id(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
         record.correlation_id = current_correlation_id()
+        return record
+
+    record_with_correlation_id.stamps_correlation_id = True
+    logging.setLogRecordFactory(record_with_correlation_id)
+
+
+_install_record_factory()
+
+
+class CorrelationIdFilter(logging.Filter):
+    """Kept for logging configurations that name it; records made elsewhere get the id here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "correlation_id"):
+            record.correlation_id = current_correlation_id()
         return True
 
 

@@ -9,6 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from brokage.bus import get_bus
 from brokage.consumers import _handlers, handles
 from customers.services import customer_create
 
@@ -88,7 +89,9 @@ def test_dead_letters_are_counted_per_dlq_topic(client, refusing_handler):
 
     samples = scrape(client)
 
-    assert value(samples, "brokage_dlq_messages", topic="brokage.customers.dlq") == 2
+    in_dlq = [letter for letter in get_bus().dead_letters if letter["topic"] == "brokage.customers.dlq"]
+    assert sum(letter["group"] == "brokage-metrics_probe" for letter in in_dlq) == 2
+    assert value(samples, "brokage_dlq_messages", topic="brokage.customers.dlq") == len(in_dlq)
 
 
 def test_orders_by_status(client):
