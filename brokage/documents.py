@@ -7,9 +7,15 @@
 A context asks for its own database only: `context_database("notifications")`.
 """
 
+import logging
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 _clients: dict[str, object] = {}
 _lock = threading.Lock()
@@ -26,10 +32,14 @@ def _client():
                     settings.MONGODB_URL, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, tz_aware=True
                 )
             elif backend == "montydb":
-                from montydb import MontyClient
+                from montydb import MontyClient, set_storage
 
                 settings.DOCUMENT_DIR.mkdir(parents=True, exist_ok=True)
-                _clients[backend] = MontyClient(str(settings.DOCUMENT_DIR), storage="sqlite")
+                # MontyClient ignores a `storage=` argument; the engine is chosen once per repository,
+                # and montydb's default (flat JSON files rewritten on every write) does not scale.
+                if not (settings.DOCUMENT_DIR / ".monty.storage").exists():
+                    set_storage(str(settings.DOCUMENT_DIR), storage="sqlite")
+                _clients[backend] = MontyClient(str(settings.DOCUMENT_DIR))
             elif backend == "mongomock":
                 import mongomock
 
@@ -65,3 +75,170 @@ def setup_all_collections() -> list[str]:
         setup(context_database(context))
         done.append(context)
     return done
+
+
+# --- What differs between the backends, handled here once ----------------------------------------------
+#
+# Seen with the versions we pin: mongomock has no time-series collections; montydb accepts
+# `create_index` but builds nothing (no unique constraint, no TTL, no `list_indexes`) and returns
+# naive datetimes; FerretDB v1.24 has unique and compound indexes but no time-series collections,
+# no TTL (`expireAfterSeconds`), no `partialFilterExpression` and no `collMod`. So idempotency
+# never rests on a secondary unique index (use a natural `_id`), and readers must not rely on TTL
+# alone: they filter out what has expired, and a sweep deletes it where the server cannot.
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    keys: list[tuple[str, int]]
+    name: str
+    unique: bool = False
+    expire_after_seconds: int | None = None
+
+
+@dataclass
+class CollectionReport:
+    """What `collection_ensure` managed to create; `degraded` lists what the backend refused."""
+
+    name: str
+    timeseries: bool = False
+    indexes: list[str] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+
+
+def is_duplicate_key_error(exc: BaseException) -> bool:
+    """A duplicate `_id` or unique key, whichever driver raised it (pymongo, mongomock, montydb)."""
+    if getattr(exc, "code", None) == 11000 or type(exc).__name__ == "DuplicateKeyError":
+        return True
+    details = getattr(exc, "details", None) or {}
+    errors = details.get("writeErrors", []) if isinstance(details, dict) else []
+    return bool(errors) and all(error.get("code") == 11000 for error in errors)
+
+
+def collection_ensure(
+    database,
+    name: str,
+    *,
+    indexes: Sequence[IndexSpec] = (),
+    timeseries: dict | None = None,
+    expire_after_seconds: int | None = None,
+) -> CollectionReport:
+    """Create `name` (a time-series collection if asked and the server can) and its indexes, idempotently.
+
+    A refused option degrades instead of failing: no time-series -> a regular collection with a
+    TTL index on the time field; no TTL -> a plain index on the same keys.
+    """
+    report = CollectionReport(name=name)
+    existing = set(database.list_collection_names())
+    if name not in existing:
+        if timeseries is not None:
+            options = {"timeseries": timeseries}
+            if expire_after_seconds is not None:
+                options["expireAfterSeconds"] = expire_after_seconds
+            try:
+                database.create_collection(name, **options)
+                report.timeseries = True
+            except Exception as exc:  # NotImplementedError (mongomock), OperationFailure (FerretDB)
+                report.degraded.append(f"time-series collection: {type(exc).__name__}")
+        if not report.timeseries:
+            try:
+                database.create_collection(name)
+            except Exception as exc:  # created by a concurrent migrate_all: fine
+                logger.debug("create_collection %s: %s", name, exc)
+    else:
+        report.timeseries = _is_timeseries(database, name)
+    wanted = list(indexes)
+    if timeseries is not None and expire_after_seconds is not None and not report.timeseries:
+        wanted.append(
+            IndexSpec([(timeseries["timeField"], 1)], f"ttl_{timeseries['timeField']}", False, expire_after_seconds)
+        )
+    for spec in wanted:
+        report.indexes.append(_index_ensure(database[name], spec, report))
+    return report
+
+
+def _is_timeseries(database, name: str) -> bool:
+    try:
+        for info in database.list_collections(filter={"name": name}):
+            return info.get("type") == "timeseries"
+    except Exception:  # montydb/mongomock: no time-series anyway
+        return False
+    return False
+
+
+def _index_ensure(collection, spec: IndexSpec, report: CollectionReport) -> str:
+    options = {"name": spec.name}
+    if spec.unique:
+        options["unique"] = True
+    if spec.expire_after_seconds is not None:
+        options["expireAfterSeconds"] = spec.expire_after_seconds
+    try:
+        collection.create_index(spec.keys, **options)
+        return spec.name
+    except Exception as exc:
+        if spec.expire_after_seconds is None:
+            if _index_exists(collection, spec.name):
+                return spec.name
+            raise
+        report.degraded.append(f"TTL index {spec.name}: {type(exc).__name__}")
+    options.pop("expireAfterSeconds")
+    try:
+        collection.create_index(spec.keys, **options)
+    except Exception:
+        if not _index_exists(collection, spec.name):
+            raise
+    return spec.name
+
+
+def _index_exists(collection, name: str) -> bool:
+    try:
+        return any(index.get("name") == name for index in collection.list_indexes())
+    except Exception:
+        return False
+
+
+def index_names(collection) -> set[str]:
+    """The index names a collection has; empty on montydb, which keeps none."""
+    try:
+        return {index["name"] for index in collection.list_indexes()}
+    except Exception:
+        return set()
+
+
+def as_utc(value):
+    """Datetimes read back from any backend, as aware UTC (montydb returns naive ones)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class DocumentSequence:
+    """A query that a Django Paginator (so DRF's pagination) can count and slice lazily."""
+
+    def __init__(self, collection, query: dict, sort: list[tuple[str, int]], projection: dict | None = None) -> None:
+        self.collection = collection
+        self.query = query
+        self.sort = sort
+        self.projection = projection
+
+    def count(self) -> int:
+        return self.collection.count_documents(self.query)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, item):
+        if isinstance(item, int):
+            found = self[item : item + 1]
+            if not found:
+                raise IndexError(item)
+            return found[0]
+        start, stop = item.start or 0, item.stop
+        cursor = self.collection.find(self.query, self.projection).sort(self.sort).skip(start)
+        if stop is not None:
+            if stop <= start:
+                return []
+            cursor = cursor.limit(stop - start)
+        return list(cursor)
+
+    def __iter__(self):
+        return iter(self.collection.find(self.query, self.projection).sort(self.sort))

@@ -261,6 +261,24 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "2525"))
 EMAIL_TIMEOUT = 5
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Brokage <no-reply@brokage.local>")
 
+# --- Notifications and telemetry ------------------------------------------------------------------
+
+# Attempts per e-mail before its channel status is FAILED; the delay doubles after each attempt.
+NOTIFICATIONS_EMAIL_MAX_ATTEMPTS = int(os.environ.get("NOTIFICATIONS_EMAIL_MAX_ATTEMPTS", "3"))
+NOTIFICATIONS_EMAIL_RETRY_DELAY_SECONDS = float(os.environ.get("NOTIFICATIONS_EMAIL_RETRY_DELAY", "0.2"))
+# SMS and push gateways (dotted paths to a `notifications.delivery.MessageProvider`); the default
+# records what would be sent in the `outbound_messages` collection.
+NOTIFICATIONS_SMS_PROVIDER = os.environ.get("NOTIFICATIONS_SMS_PROVIDER", "notifications.delivery.RecordingProvider")
+NOTIFICATIONS_PUSH_PROVIDER = os.environ.get("NOTIFICATIONS_PUSH_PROVIDER", "notifications.delivery.RecordingProvider")
+
+TELEMETRY_ENABLED = env_bool("TELEMETRY_ENABLED", True)
+TELEMETRY_PATH_PREFIXES = env_list("TELEMETRY_PATH_PREFIXES", "/api/")
+TELEMETRY_BATCH_SIZE = int(os.environ.get("TELEMETRY_BATCH_SIZE", "500"))
+TELEMETRY_FLUSH_SECONDS = float(os.environ.get("TELEMETRY_FLUSH_SECONDS", "0.5"))
+TELEMETRY_QUEUE_MAX = int(os.environ.get("TELEMETRY_QUEUE_MAX", "20000"))
+# The test profile flushes synchronously (`brokage.telemetry.telemetry_flush`) so tests can assert.
+TELEMETRY_BACKGROUND = env_bool("TELEMETRY_BACKGROUND", PROFILE != "test")
+
 # Each context has its own `outbox_events` and `processed_events` table in its own database;
 # the router keeps them apart, so the shared table name is intended.
 SILENCED_SYSTEM_CHECKS = ["models.W035", "models.E030"]

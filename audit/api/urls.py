@@ -1,3 +1,10 @@
-from django.urls import re_path  # noqa: F401  (paths are added as the audit API grows)
+"""Audit endpoints (administrators); absolute paths, each with and without a trailing slash."""
 
-urlpatterns: list = []
+from django.urls import re_path
+
+from audit.api.views import AuditLogListView, TelemetryListView
+
+urlpatterns = [
+    re_path(r"^api/audit-logs/?$", AuditLogListView.as_view(), name="audit-logs"),
+    re_path(r"^api/telemetry/?$", TelemetryListView.as_view(), name="telemetry"),
+]

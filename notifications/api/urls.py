@@ -1,3 +1,15 @@
-from django.urls import re_path  # noqa: F401  (paths are added as the notifications API grows)
+"""Notifications endpoints; absolute paths, each with and without a trailing slash."""
 
-urlpatterns: list = []
+from django.urls import re_path
+
+from notifications.api.views import NotificationListView, NotificationReadView, NotificationUnreadCountView
+
+urlpatterns = [
+    re_path(r"^api/notifications/?$", NotificationListView.as_view(), name="notifications"),
+    re_path(r"^api/notifications/unread-count/?$", NotificationUnreadCountView.as_view(), name="notifications-unread"),
+    re_path(
+        r"^api/notifications/(?P<notification_id>[^/]+)/read/?$",
+        NotificationReadView.as_view(),
+        name="notification-read",
+    ),
+]

@@ -1,0 +1,70 @@
+"""Reads of the audit context, for administrators: filtered on the indexed fields, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from audit.documents import AUDIT_LOGS, TELEMETRY, audit_database
+from audit.services import user_id_value
+from brokage.auth import Principal
+from brokage.documents import DocumentSequence
+from brokage.errors import PermissionDenied
+
+NEWEST_FIRST = [("timestamp", -1), ("_id", -1)]
+
+
+def _require_admin(actor: Principal) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied("Only administrators may read the audit trail.")
+
+
+def _time_range(start: datetime | None, end: datetime | None) -> dict:
+    bounds = {}
+    if start is not None:
+        bounds["$gte"] = start
+    if end is not None:
+        bounds["$lt"] = end
+    return {"timestamp": bounds} if bounds else {}
+
+
+def audit_log_list(
+    *,
+    actor: Principal,
+    user_id: str | None = None,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> DocumentSequence:
+    _require_admin(actor)
+    query = _time_range(start, end)
+    if user_id is not None:
+        query["user_id"] = user_id_value(user_id)
+    for field, value in (("entity_type", entity_type), ("entity_id", entity_id), ("action", action)):
+        if value is not None:
+            query[field] = value
+    return DocumentSequence(audit_database()[AUDIT_LOGS], query, NEWEST_FIRST)
+
+
+def telemetry_list(
+    *,
+    actor: Principal,
+    endpoint: str | None = None,
+    method: str | None = None,
+    status_code: int | None = None,
+    user_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> DocumentSequence:
+    _require_admin(actor)
+    query = _time_range(start, end)
+    if endpoint is not None:
+        query["endpoint"] = endpoint
+    if method is not None:
+        query["method"] = method.upper()
+    if status_code is not None:
+        query["status_code"] = status_code
+    if user_id is not None:
+        query["user_id"] = user_id_value(user_id)
+    return DocumentSequence(audit_database()[TELEMETRY], query, NEWEST_FIRST)

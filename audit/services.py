@@ -1,0 +1,116 @@
+"""Writes of the audit context: one audit entry per domain event, telemetry batches, expiry sweeps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from audit.documents import AUDIT_LOGS, AUDIT_RETENTION_SECONDS, TELEMETRY, TELEMETRY_RETENTION_SECONDS, audit_database
+from brokage.documents import is_duplicate_key_error
+from brokage.events import EventValidationError, event_type_named, topic_for
+
+ORDER_STATUS_FIELDS = {"old_status", "new_status"}
+
+
+def user_id_value(value):
+    """Actor ids travel as strings; numeric ones are stored as numbers so `?user_id=5` finds them."""
+    if value is None:
+        return None
+    text = str(value)
+    return int(text) if text.isdigit() else text
+
+
+def audit_values(event: dict) -> tuple[dict | None, dict | None]:
+    """(old_value, new_value) of the entity the event changed, as far as the payload tells."""
+    payload = event["payload"]
+    if {"old_status", "new_status"} <= payload.keys():  # every order event: status change + snapshot
+        snapshot = {key: value for key, value in payload.items() if key not in ORDER_STATUS_FIELDS}
+        old = None if payload["old_status"] is None else {"status": payload["old_status"]}
+        return old, {**snapshot, "status": payload["new_status"]}
+    if isinstance(payload.get("old"), dict) and isinstance(payload.get("new"), dict):  # BalanceChanged
+        identity = {key: payload[key] for key in ("asset_id", "asset_name") if key in payload}
+        return {**identity, **payload["old"]}, {**identity, **payload["new"]}
+    if isinstance(payload.get("changes"), dict):  # CustomerUpdated
+        changes = {field: change for field, change in payload["changes"].items() if isinstance(change, dict)}
+        return (
+            {field: change.get("old") for field, change in changes.items()},
+            {field: change.get("new") for field, change in changes.items()},
+        )
+    return None, payload
+
+
+def _occurred_at(event: dict) -> datetime:
+    parsed = parse_datetime(event.get("occurred_at") or "")
+    if parsed is None:
+        return timezone.now()
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+
+
+def _source_context(event: dict) -> str | None:
+    try:
+        return event_type_named(event["event_type"], event.get("schema_version")).context
+    except EventValidationError:
+        return None
+
+
+def audit_log_record(*, event: dict) -> bool:
+    """Write the audit entry of one event; a replayed event writes nothing. Returns whether it wrote."""
+    collection = audit_database()[AUDIT_LOGS]
+    event_id = event["event_id"]
+    # Time-series collections do not enforce a unique `_id`, so look before writing; elsewhere the
+    # `_id` catches a concurrent duplicate too.
+    if collection.find_one({"_id": event_id}, {"_id": 1}) is not None:
+        return False
+    old_value, new_value = audit_values(event)
+    context = _source_context(event)
+    payload = event["payload"]
+    entry = {
+        "_id": event_id,
+        "timestamp": _occurred_at(event),
+        "action": event["event_type"],
+        "user_id": user_id_value(event.get("actor_id")),
+        "entity_type": event["aggregate_type"],
+        "entity_id": str(event["aggregate_id"]),
+        "old_value": old_value,
+        "new_value": new_value,
+        "metadata": {
+            "event_id": event_id,
+            "correlation_id": event.get("correlation_id"),
+            "causation_id": event.get("causation_id"),
+            "source_context": context,
+            "topic": topic_for(context) if context else None,
+            "schema_version": event.get("schema_version"),
+            "customer_id": payload.get("customer_id"),
+            "recorded_at": timezone.now(),
+        },
+    }
+    try:
+        collection.insert_one(entry)
+    except Exception as exc:
+        if is_duplicate_key_error(exc):
+            return False
+        raise
+    return True
+
+
+def telemetry_batch_write(records: list[dict]) -> int:
+    """The sink `brokage.telemetry` hands its batches to."""
+    if not records:
+        return 0
+    audit_database()[TELEMETRY].insert_many([dict(record) for record in records], ordered=False)
+    return len(records)
+
+
+def audit_expired_delete(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete audit entries older than 365 days and telemetry older than 30: the sweep that stands in
+    for TTL where the server has none (FerretDB v1), and is harmless where it has."""
+    now = now or timezone.now()
+    database = audit_database()
+    audit_cutoff = now - timedelta(seconds=AUDIT_RETENTION_SECONDS)
+    telemetry_cutoff = now - timedelta(seconds=TELEMETRY_RETENTION_SECONDS)
+    return {
+        AUDIT_LOGS: database[AUDIT_LOGS].delete_many({"timestamp": {"$lt": audit_cutoff}}).deleted_count,
+        TELEMETRY: database[TELEMETRY].delete_many({"timestamp": {"$lt": telemetry_cutoff}}).deleted_count,
+    }

@@ -1,0 +1,45 @@
+"""Reads of the notifications context. A customer sees only their own; an admin may name a customer."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from brokage.auth import Principal
+from brokage.documents import DocumentSequence
+from brokage.errors import InvalidInput, PermissionDenied
+from notifications.documents import CONTACTS, NOTIFICATIONS, notifications_database
+from notifications.services import ReadStatus
+
+NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
+
+
+def notification_owner(*, actor: Principal, customer_id: int | None = None) -> int:
+    """Whose notifications the actor asks for: their own, or (admins only) `customer_id`'s."""
+    if customer_id is None or customer_id == actor.user_id:
+        return actor.user_id
+    if not actor.is_admin:
+        raise PermissionDenied("You may only see your own notifications.")
+    return customer_id
+
+
+def _live(customer_id: int) -> dict:
+    """Not yet expired: where the server has no TTL, expired documents wait for the sweep unseen."""
+    return {"customer_id": customer_id, "expires_at": {"$gt": timezone.now()}}
+
+
+def notification_list(*, actor: Principal, customer_id: int | None = None, read_status: str | None = None):
+    query = _live(notification_owner(actor=actor, customer_id=customer_id))
+    if read_status is not None:
+        if read_status not in {ReadStatus.UNREAD, ReadStatus.READ}:
+            raise InvalidInput({"read_status": ["Must be UNREAD or READ."]})
+        query["read_status"] = read_status
+    return DocumentSequence(notifications_database()[NOTIFICATIONS], query, NEWEST_FIRST)
+
+
+def notification_unread_count(*, actor: Principal, customer_id: int | None = None) -> int:
+    query = {**_live(notification_owner(actor=actor, customer_id=customer_id)), "read_status": ReadStatus.UNREAD}
+    return notifications_database()[NOTIFICATIONS].count_documents(query)
+
+
+def customer_contact_get(*, customer_id: int) -> dict | None:
+    return notifications_database()[CONTACTS].find_one({"_id": customer_id})

@@ -1,0 +1,184 @@
+"""Writes of the notifications context: the contacts read model, notifications and their delivery.
+
+Every write is idempotent under redelivery: contacts are upserts on the customer id, and a
+notification's `_id` is derived from the event that caused it, so a replayed event finds the
+notification it already made and only finishes the channels still PENDING.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.utils import timezone
+
+from brokage.auth import Principal
+from brokage.documents import is_duplicate_key_error
+from brokage.errors import NotFound
+from notifications.delivery import CHANNELS, ChannelStatus
+from notifications.documents import CONTACTS, NOTIFICATIONS, notifications_database
+from notifications.messages import NotificationContent, Priority, notification_content_for
+
+# uuid5 namespace for notification ids: the same event and type always give the same id.
+NOTIFICATION_NAMESPACE = uuid.UUID("8f3c2a4e-5d1b-4c7a-9e0f-6b2d8a1c3e57")
+
+RETENTION_DAYS = {Priority.HIGH: 365, Priority.NORMAL: 90, Priority.LOW: 30}
+
+DEFAULT_PREFERENCES = {"email_enabled": True, "sms_enabled": False, "push_enabled": True, "preferences": {}}
+
+
+class ReadStatus:
+    UNREAD = "UNREAD"
+    READ = "READ"
+
+
+# --- contacts and preferences (read model of the customers context) ------------------------------------
+
+
+def customer_contact_apply(*, event: dict) -> None:
+    """CustomerCreated / CustomerUpdated: keep the contact details; preferences keep their values."""
+    payload = event["payload"]
+    customer_id = int(payload["customer_id"])
+    notifications_database()[CONTACTS].update_one(
+        {"_id": customer_id},
+        {
+            "$set": {
+                "customer_id": customer_id,
+                "username": payload.get("username"),
+                "email": payload.get("email") or "",
+                "phone": payload.get("phone") or "",
+                "role": payload.get("role"),
+                "active": payload.get("active", True),
+                "updated_at": timezone.now(),
+            },
+            "$setOnInsert": {**DEFAULT_PREFERENCES, "preferences": {}},
+        },
+        upsert=True,
+    )
+
+
+def customer_event_apply(*, event: dict) -> str | None:
+    """CustomerCreated / CustomerUpdated: update the contact first, then tell the customer (welcome,
+    changed account details) at the address just recorded."""
+    customer_contact_apply(event=event)
+    return notification_create_for_event(event=event)
+
+
+def customer_preferences_apply(*, event: dict) -> None:
+    """NotificationPreferencesUpdated: which channels the customer wants."""
+    payload = event["payload"]
+    customer_id = int(payload["customer_id"])
+    notifications_database()[CONTACTS].update_one(
+        {"_id": customer_id},
+        {
+            "$set": {
+                "customer_id": customer_id,
+                "email_enabled": bool(payload["email_enabled"]),
+                "sms_enabled": bool(payload["sms_enabled"]),
+                "push_enabled": bool(payload["push_enabled"]),
+                "preferences": payload.get("preferences") or {},
+                "updated_at": timezone.now(),
+            }
+        },
+        upsert=True,
+    )
+
+
+def _contact(customer_id: int) -> dict:
+    return notifications_database()[CONTACTS].find_one({"_id": customer_id}) or {
+        "customer_id": customer_id,
+        **DEFAULT_PREFERENCES,
+    }
+
+
+# --- notifications -------------------------------------------------------------------------------------
+
+
+def notification_id_for(*, event_id: str, notification_type: str) -> str:
+    return str(uuid.uuid5(NOTIFICATION_NAMESPACE, f"{event_id}:{notification_type}"))
+
+
+def notification_create_for_event(*, event: dict) -> str | None:
+    """Make the notification an event calls for (if any) and deliver it; returns its id."""
+    content = notification_content_for(event)
+    if content is None:
+        return None
+    notification_id = notification_id_for(event_id=event["event_id"], notification_type=content.type)
+    try:
+        notifications_database()[NOTIFICATIONS].insert_one(
+            _new_document(notification_id=notification_id, content=content, source_event_id=event["event_id"])
+        )
+    except Exception as exc:
+        if not is_duplicate_key_error(exc):
+            raise
+        # A redelivered event: the notification exists; finish whatever channel is still PENDING.
+    notification_deliver(notification_id=notification_id)
+    return notification_id
+
+
+def _new_document(*, notification_id: str, content: NotificationContent, source_event_id: str) -> dict:
+    now = timezone.now()
+    pending = {"status": ChannelStatus.PENDING}
+    return {
+        "_id": notification_id,
+        "notification_id": notification_id,
+        "customer_id": content.customer_id,
+        "type": content.type,
+        "title": content.title,
+        "message": content.message,
+        "channels": {
+            "email": {**pending, "sent_at": None, "recipient": None, "retry_count": 0},
+            "sms": {**pending, "reason": None},
+            "push": {**pending, "sent_at": None, "device_tokens": []},
+            "websocket": {**pending, "delivered_at": None},
+        },
+        "read_status": ReadStatus.UNREAD,
+        "read_at": None,
+        "priority": content.priority,
+        "category": content.category,
+        "related_entity": content.related_entity,
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + timedelta(days=RETENTION_DAYS.get(content.priority, 90)),
+        "source_event_id": source_event_id,
+    }
+
+
+def notification_deliver(*, notification_id: str) -> dict:
+    """Send every channel still PENDING, honouring the customer's preferences; returns the channels."""
+    collection = notifications_database()[NOTIFICATIONS]
+    notification = collection.find_one({"_id": notification_id})
+    if notification is None:
+        raise NotFound("No such notification.")
+    contact = _contact(notification["customer_id"])
+    channels = dict(notification["channels"])
+    for channel, deliver in CHANNELS.items():
+        if channels.get(channel, {}).get("status") != ChannelStatus.PENDING:
+            continue
+        channels[channel] = deliver(notification=notification, contact=contact)
+        collection.update_one(
+            {"_id": notification_id},
+            {"$set": {f"channels.{channel}": channels[channel], "updated_at": timezone.now()}},
+        )
+    return channels
+
+
+def notification_mark_read(*, actor: Principal, notification_id: str) -> dict:
+    """Mark one of the actor's own notifications READ (the first read time is kept)."""
+    collection = notifications_database()[NOTIFICATIONS]
+    mine = {"_id": str(notification_id), "customer_id": actor.user_id}
+    now = timezone.now()
+    collection.update_one(
+        {**mine, "read_status": ReadStatus.UNREAD},
+        {"$set": {"read_status": ReadStatus.READ, "read_at": now, "updated_at": now}},
+    )
+    notification = collection.find_one(mine)
+    if notification is None:
+        raise NotFound("No such notification.")
+    return notification
+
+
+def notifications_expired_delete(*, now=None) -> int:
+    """Delete notifications past `expires_at`; the TTL index does it where the server has TTL."""
+    result = notifications_database()[NOTIFICATIONS].delete_many({"expires_at": {"$lte": now or timezone.now()}})
+    return result.deleted_count
