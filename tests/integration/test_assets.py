@@ -10,10 +10,16 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 
-from assets.models import AssetReservation, OutboxEvent, ReservationStatus
+from assets.models import AssetReservation, OutboxEvent, ProcessedEvent, ReservationStatus
 from assets.selectors import asset_get, asset_invariant_violations
-from assets.services import reservation_create, reservation_release
+from assets.services import asset_deposit, reservation_create, reservation_release
+from brokage.auth import Principal, Role
+from brokage.bus import OutgoingMessage, get_bus
+from brokage.consumers import KafkaConsumerRunner
+from brokage.events import build_envelope, partition_key, topic_for
+from customers.services import customer_create
 from tests.assets.factories import AssetFactory
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +94,71 @@ def test_balances_keep_every_digit_the_column_holds():
 
     assert asset_get(customer_id=880_003, asset_name="TRY").usable_size == big
     assert asset.pk
+
+
+class RunningConsumer:
+    """One context's Kafka consumer in a background thread, as `manage.py consume` runs it."""
+
+    def __init__(self, context: str) -> None:
+        self.runner = KafkaConsumerRunner(context, group_id=f"test-{context}-{uuid.uuid4().hex[:8]}")
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.runner.run()
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture
+def assets_consumer():
+    consumer = RunningConsumer("assets")
+    yield consumer
+    consumer.stop()
+
+
+def test_over_kafka_a_new_customer_gets_a_deposit_and_a_duplicated_reserve_holds_once(assets_consumer):
+    customer = customer_create(username="assets-kafka", password="s3cret-pass", email="assets-kafka@example.com")
+    admin = Principal(user_id=1, role=Role.ADMIN)
+
+    # The CustomerCreated may still be on its way: the deposit waits for it instead of answering 404.
+    asset = asset_deposit(actor=admin, customer_id=customer.pk, amount="100000")
+    assert (asset.size, asset.usable_size) == (Decimal("100000"), Decimal("100000"))
+
+    saga_id, order_id = str(uuid.uuid4()), str(uuid.uuid4())
+    command = build_envelope(
+        "ReserveAssets",
+        aggregate_type="Saga",
+        aggregate_id=saga_id,
+        payload={
+            "saga_id": saga_id,
+            "order_id": order_id,
+            "customer_id": customer.pk,
+            "asset_name": "AAPL",
+            "order_side": "BUY",
+            "size": "10",
+            "price": "150",
+            "reserve_asset_name": "TRY",
+            "reserve_amount": "1500",
+        },
+    )
+    message = OutgoingMessage(topic=topic_for("processor"), key=partition_key(command), envelope=command)
+    assert get_bus().publish_batch([message, message]) == [None, None]  # delivered twice
+
+    wait_until(
+        lambda: ProcessedEvent.objects.using("assets").filter(event_id=command["event_id"]).exists(),
+        message="assets to handle ReserveAssets",
+    )
+    wait_until(
+        lambda: OutboxEvent.objects.using("assets").filter(event_type="AssetReserved", status="PUBLISHED").exists(),
+        message="AssetReserved published",
+    )
+    asset = asset_get(customer_id=customer.pk, asset_name="TRY")
+    assert (asset.size, asset.usable_size) == (Decimal("100000"), Decimal("98500"))
+    assert AssetReservation.objects.using("assets").filter(order_id=order_id).count() == 1
+    assert asset_invariant_violations() == []
