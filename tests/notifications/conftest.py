@@ -1,0 +1,18 @@
+import pytest
+
+from brokage.documents import context_database
+
+
+@pytest.fixture
+def notifications_db():
+    return context_database("notifications")
+
+
+@pytest.fixture
+def notifications(notifications_db):
+    """All notifications of a customer, oldest first."""
+
+    def of(customer_id: int) -> list[dict]:
+        return list(notifications_db["notifications"].find({"customer_id": customer_id}).sort("created_at", 1))
+
+    return of
