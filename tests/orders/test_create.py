@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
 
 from orders import handlers
 from orders.models import Order, OrderStatus, OutboxEvent
@@ -29,6 +29,18 @@ ORDER_FIELDS = {
     "updated_at",
     "version",
 }
+
+
+def retry_while_sqlite_is_busy(operation, seconds=5.0):
+    """The test profile's in-memory SQLite locks a whole table while another thread reads it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return operation()
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def post(client, body, **headers):
@@ -169,7 +181,7 @@ def test_a_customer_whose_created_event_lands_during_the_wait_is_accepted(people
 
     def customer_created_arrives():
         time.sleep(0.3)
-        CustomerReplicaFactory(customer_id=late.pk)
+        retry_while_sqlite_is_busy(lambda: CustomerReplicaFactory(customer_id=late.pk))
         connections.close_all()
 
     thread = threading.Thread(target=customer_created_arrives)
@@ -238,8 +250,11 @@ def test_prefer_wait_answers_as_soon_as_the_order_is_settled(people, client_for)
         while time.monotonic() < deadline:
             order = Order.objects.filter(client_order_id="waited").first()
             if order is not None:
-                handlers.on_asset_reserved(asset_reserved(order))
-                handlers.on_order_confirmed(order_confirmed(order))
+                for handler, event in (
+                    (handlers.on_asset_reserved, asset_reserved(order)),
+                    (handlers.on_order_confirmed, order_confirmed(order)),
+                ):
+                    retry_while_sqlite_is_busy(lambda h=handler, e=event: h(e))
                 break
             time.sleep(0.05)
         connections.close_all()

@@ -131,3 +131,8 @@ def test_the_api_is_documented(client_for, people):
     text = schema.content.decode()
     assert "/api/orders/{order_id}/match" in text
     assert "orders_create" in text
+
+
+@pytest.mark.parametrize("query", ["page_size=x", "page_size=-1", "page=abc", "page=999", "page=0"])
+def test_odd_pagination_is_never_a_server_error(people, client_for, book, query):
+    assert client_for(people.customer).get(f"/api/orders?{query}").status_code in {200, 400, 404}
