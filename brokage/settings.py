@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "brokage.metrics.MetricsMiddleware",  # outermost: request latency includes every other layer
+    # Times the whole stack below and sees the final status code (brokage/telemetry.py).
+    "brokage.telemetry.TelemetryMiddleware",
     "brokage.observability.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -84,6 +84,13 @@ def route_of(request) -> str | None:
     return "/" + route.lstrip("/")
 
 
+def _response_headers(response) -> dict[str, str]:
+    headers = redact_headers(response.headers)
+    if getattr(response, "cookies", None):  # Django keeps Set-Cookie apart from the other headers
+        headers["set-cookie"] = REDACTED
+    return headers
+
+
 def _user_id(request):
     """The signed-in user, without a session lookup just for telemetry when no one asked who it was."""
     user = request.__dict__.get("user")
@@ -176,7 +183,7 @@ class TelemetryMiddleware:
                     "user_id": _user_id(request),
                     "correlation_id": getattr(request, "correlation_id", None),
                     "headers": redact_headers(request.headers),
-                    "response_headers": redact_headers(response.headers),
+                    "response_headers": _response_headers(response),
                 }
             )
         except Exception:  # telemetry must never turn a good response into a 500

@@ -14,8 +14,9 @@ class DateOrDateTimeField(serializers.Field):
     def to_internal_value(self, data) -> datetime:
         text = str(data).strip()
         try:
-            moment = parse_datetime(text)
-            day = None if moment else parse_date(text)
+            # A bare date first: `parse_datetime` would read "2025-01-31" as its midnight.
+            day = parse_date(text)
+            moment = None if day else parse_datetime(text)
         except ValueError:
             moment = day = None
         if moment is not None:
