@@ -120,7 +120,7 @@ def test_recording_adds_well_under_a_millisecond():
         factory.get("/api/orders", HTTP_AUTHORIZATION="Bearer abc", HTTP_COOKIE="sessionid=x") for _ in range(500)
     ]
     bare = time.perf_counter()
-    for request in requests:
+    for _request in requests:
         HttpResponse("ok")
     bare = time.perf_counter() - bare
     started = time.perf_counter()
