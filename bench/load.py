@@ -1,0 +1,198 @@
+"""The load generator: asyncio + httpx clients speaking the public REST API.
+
+Each client signs in once (`POST /api/auth/token` as its own bench customer) and keeps its token.
+Three shapes of load:
+
+- `closed_loop_orders`: N clients, each placing orders back to back for a fixed time (placement);
+- `open_loop_orders`: orders started on a fixed schedule (e.g. 50 per second) whatever the answers,
+  each with `Prefer: wait=5`, so the answer arrives when the saga has settled the order (latency);
+- `listing`: `GET /api/orders?customer_id=&start=&end=` over random 30-day windows of the seeded past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+ORDER_BODY = {"asset_name": "AAPL", "order_side": "BUY", "size": "1", "price": "1.5"}
+
+
+@dataclass
+class Client:
+    username: str
+    customer_id: int
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class PlacedOrder:
+    order_id: str
+    sent_at: float  # wall clock (time.time()), comparable with the server's updated_at on this host
+    answered_at: float
+    status: str
+
+
+@dataclass
+class LoadResult:
+    seconds: float = 0.0
+    accepted: list[PlacedOrder] = field(default_factory=list)
+    status_counts: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)  # request -> answer
+    errors: list[str] = field(default_factory=list)
+    behind_schedule: int = 0
+
+    def count(self, key: str) -> None:
+        self.status_counts[key] = self.status_counts.get(key, 0) + 1
+
+
+def http_client(base_url: str, connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(30.0))
+
+
+async def sign_in(base_url: str, usernames: list[str], password: str, *, parallel: int = 2) -> list[Client]:
+    """One token per client (password hashing makes sign-in the slowest request; two at a time)."""
+    semaphore = asyncio.Semaphore(parallel)
+    async with http_client(base_url, parallel * 2) as http:
+
+        async def one(username: str) -> Client:
+            async with semaphore:
+                response = await http.post("/api/auth/token", json={"username": username, "password": password})
+                response.raise_for_status()
+                token = response.json()["access"]
+                me = await http.get("/api/customers/me", headers={"Authorization": f"Bearer {token}"})
+                me.raise_for_status()
+                return Client(username, me.json()["id"], token)
+
+        return list(await asyncio.gather(*(one(name) for name in usernames)))
+
+
+async def closed_loop_orders(base_url: str, clients: list[Client], seconds: float, tag: str) -> LoadResult:
+    """Every client places orders one after the other for `seconds`; counts accepted (201) ones."""
+    result = LoadResult()
+    sequence = itertools.count()
+    async with http_client(base_url, len(clients)) as http:
+        deadline = time.monotonic() + seconds
+
+        async def run(client: Client) -> None:
+            while time.monotonic() < deadline:
+                body = {**ORDER_BODY, "client_order_id": f"{tag}-{next(sequence)}"}
+                sent, started = time.time(), time.perf_counter()
+                try:
+                    response = await http.post("/api/orders", json=body, headers=client.headers)
+                except httpx.HTTPError as exc:
+                    result.count(type(exc).__name__)
+                    result.errors.append(repr(exc)[:200])
+                    continue
+                result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                result.count(str(response.status_code))
+                if response.status_code == 201:
+                    data = response.json()
+                    result.accepted.append(PlacedOrder(data["id"], sent, time.time(), data["status"]))
+                elif len(result.errors) < 20:
+                    result.errors.append(f"{response.status_code}: {response.text[:200]}")
+
+        started = time.monotonic()
+        await asyncio.gather(*(run(client) for client in clients))
+        result.seconds = time.monotonic() - started
+    return result
+
+
+async def open_loop_orders(
+    base_url: str, clients: list[Client], rate: float, seconds: float, tag: str, wait: int = 5
+) -> LoadResult:
+    """Start one order every 1/rate seconds (whatever the answers), each with `Prefer: wait=N`."""
+    result = LoadResult()
+    total = int(rate * seconds)
+    rotation = itertools.cycle(clients)
+    async with http_client(base_url, max(64, int(rate * (wait + 1)))) as http:
+
+        async def one(n: int, client: Client) -> None:
+            body = {**ORDER_BODY, "client_order_id": f"{tag}-{n}"}
+            headers = {**client.headers, "Prefer": f"wait={wait}"}
+            sent, started = time.time(), time.perf_counter()
+            try:
+                response = await http.post("/api/orders", json=body, headers=headers)
+            except httpx.HTTPError as exc:
+                result.count(type(exc).__name__)
+                result.errors.append(repr(exc)[:200])
+                return
+            elapsed = (time.perf_counter() - started) * 1000
+            result.count(str(response.status_code))
+            if response.status_code == 201:
+                data = response.json()
+                result.accepted.append(PlacedOrder(data["id"], sent, time.time(), data["status"]))
+                if data["status"] == "ORDER_CONFIRMED":
+                    result.latencies_ms.append(elapsed)
+            elif len(result.errors) < 20:
+                result.errors.append(f"{response.status_code}: {response.text[:200]}")
+
+        tasks = []
+        t0 = time.monotonic()
+        for n in range(total):
+            delay = t0 + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.05:
+                result.behind_schedule += 1
+            tasks.append(asyncio.create_task(one(n, next(rotation))))
+        await asyncio.gather(*tasks)
+        result.seconds = time.monotonic() - t0
+    return result
+
+
+async def listing(
+    base_url: str, clients: list[Client], requests: int, concurrency: int, history_days: int = 180, seed: int = 7
+) -> LoadResult:
+    """Random 30-day windows of each client's seeded history (ending a day ago, so the orders this
+    run placed a moment ago are not in them); latency of each whole request."""
+    result = LoadResult()
+    rng = random.Random(seed)
+    today = datetime.now(UTC).date()
+    queue: asyncio.Queue = asyncio.Queue()
+    for n in range(requests):
+        client = clients[n % len(clients)]
+        end = today - timedelta(days=rng.randint(1, history_days - 30))
+        queue.put_nowait((client, end - timedelta(days=30), end))
+    async with http_client(base_url, concurrency) as http:
+
+        async def worker() -> None:
+            while not queue.empty():
+                client, start, end = queue.get_nowait()
+                params = {"customer_id": client.customer_id, "start": start.isoformat(), "end": end.isoformat()}
+                started = time.perf_counter()
+                response = await http.get("/api/orders", params=params, headers=client.headers)
+                result.latencies_ms.append((time.perf_counter() - started) * 1000)
+                result.count(str(response.status_code))
+                if response.status_code != 200 and len(result.errors) < 20:
+                    result.errors.append(f"{response.status_code}: {response.text[:200]}")
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.seconds = time.monotonic() - t0
+    return result
+
+
+def run_tag() -> str:
+    return "bench-" + uuid.uuid4().hex[:8]
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lower = int(k)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * (k - lower)

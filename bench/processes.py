@@ -1,0 +1,247 @@
+"""Starting, watching and stopping the processes under test, and sampling their memory.
+
+`ProcessGroup` reads `bench/Procfile.bench`, starts each line in its own session (so a stop
+reaches a gunicorn master's workers and Celery's pool too) and stops exactly the processes it
+started, TERM first and KILL after a grace period. `MemorySampler` records, once a second, the
+resident memory of every started process tree and of the services (PostgreSQL, Redis, Kafka,
+FerretDB, found by their listening ports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PROCFILE = ROOT / "bench" / "Procfile.bench"
+
+
+def service_ports() -> dict[str, int]:
+    """The services' ports, from the same environment the system reads (scripts/services.sh env)."""
+
+    def port(variable: str, default: int) -> int:
+        value = os.environ.get(variable, "")
+        netloc = urlsplit(value if "//" in value else f"//{value}")
+        return netloc.port or default
+
+    return {
+        "postgres": port("DATABASE_URL_ORDERS", 55432),
+        "redis": port("REDIS_URL", 6380),
+        "kafka": port("KAFKA_BOOTSTRAP_SERVERS", 19092),
+        "ferretdb": port("MONGODB_URL", 27018),
+    }
+
+
+def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
+    entries = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, command = line.partition(":")
+        entries[name.strip()] = os.path.expandvars(command.strip())
+    return entries
+
+
+@dataclass
+class Started:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+
+@dataclass
+class ProcessGroup:
+    """The system's processes; like a process supervisor, it restarts one that exits during the run
+    (at most `max_restarts` times each) and counts it, so one crash shows up in the results instead
+    of silently stalling the saga."""
+
+    env: dict[str, str]
+    max_restarts: int = 3
+    started: list[Started] = field(default_factory=list)
+    restarts: dict[str, int] = field(default_factory=dict)
+    on_restart: object = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: bool = False
+
+    def _spawn(self, name: str, command: str) -> Started:
+        logs = OUT / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{name}.log"
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            shlex.split(os.path.expandvars(command)),
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return Started(name, process, log_path)
+
+    def start(self, names: list[str] | None = None) -> None:
+        for name, command in read_procfile().items():
+            if names is None or name in names:
+                (OUT / "logs" / f"{name}.log").unlink(missing_ok=True)
+                self.started.append(self._spawn(name, command))
+
+    def revive(self) -> list[str]:
+        """Restart processes that exited; returns their names."""
+        revived = []
+        with self._lock:
+            if self._stopping:
+                return revived
+            commands = read_procfile()
+            for index, s in enumerate(self.started):
+                if s.process.poll() is None or self.restarts.get(s.name, 0) >= self.max_restarts:
+                    continue
+                self.restarts[s.name] = self.restarts.get(s.name, 0) + 1
+                self.started[index] = self._spawn(s.name, commands[s.name])
+                revived.append(s.name)
+                if callable(self.on_restart):
+                    self.on_restart(s.name, self.started[index].process.pid)
+        return revived
+
+    def pids(self) -> dict[str, int]:
+        return {s.name: s.process.pid for s in self.started}
+
+    def dead(self) -> list[str]:
+        return [s.name for s in self.started if s.process.poll() is not None]
+
+    def stop(self, grace: float = 15.0) -> None:
+        """TERM every started session, wait, then KILL what is left (only our own process groups)."""
+        with self._lock:
+            self._stopping = True
+        for s in self.started:
+            if s.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(s.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for s in self.started:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                s.process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(s.process.pid, signal.SIGKILL)
+                s.process.wait(5)
+        self.started.clear()
+
+
+def service_pids() -> dict[str, int]:
+    """The pid listening on each service port (the service's main process)."""
+    found = {}
+    by_port = {port: name for name, port in service_ports().items()}
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in by_port and conn.pid:
+            found.setdefault(by_port[conn.laddr.port], conn.pid)
+    return found
+
+
+class MemorySampler(threading.Thread):
+    """RSS of each watched process tree, every `interval` seconds, until stopped.
+
+    For each name it keeps a time series of the tree's summed RSS and the peak RSS of its largest
+    single process (for gunicorn, one worker; for PostgreSQL, one backend — their shared buffers
+    are counted once per process by RSS, so the sum overstates them).
+    """
+
+    def __init__(self, interval: float = 1.0, tick=None) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.tick = tick  # called every interval (the process group's revive)
+        self.watched: dict[str, int] = {}
+        self.whole_tree: dict[str, bool] = {}
+        self.series: dict[str, list[tuple[float, float]]] = {}
+        self.peak_single: dict[str, float] = {}
+        self.peak_total: dict[str, float] = {}
+        self.marks: list[tuple[float, str]] = []
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+
+    def watch(self, name: str, pid: int, *, tree: bool = True) -> None:
+        with self._lock:
+            self.watched[name] = pid
+            self.whole_tree[name] = tree
+
+    def mark(self, label: str) -> None:
+        self.marks.append((time.time(), label))
+
+    def sample_once(self) -> None:
+        now = time.time()
+        with self._lock:
+            watched = dict(self.watched)
+        for name, pid in watched.items():
+            try:
+                root = psutil.Process(pid)
+                tree = [root, *root.children(recursive=True)] if self.whole_tree.get(name, True) else [root]
+            except psutil.Error:
+                continue
+            rss = []
+            for proc in tree:
+                with contextlib.suppress(psutil.Error):
+                    rss.append(proc.memory_info().rss / 2**20)
+            if not rss:
+                continue
+            total, single = sum(rss), max(rss)
+            self.series.setdefault(name, []).append((now, total))
+            self.peak_total[name] = max(self.peak_total.get(name, 0.0), total)
+            self.peak_single[name] = max(self.peak_single.get(name, 0.0), single)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            if self.tick is not None:
+                self.tick()
+            self.sample_once()
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+    def growth_mb_per_minute(self, name: str, start: float, end: float) -> float | None:
+        """Least-squares slope of the tree's RSS between two instants, in MB per minute."""
+        points = [(t, v) for t, v in self.series.get(name, []) if start <= t <= end]
+        if len(points) < 5:
+            return None
+        n = len(points)
+        mean_t = sum(t for t, _ in points) / n
+        mean_v = sum(v for _, v in points) / n
+        var = sum((t - mean_t) ** 2 for t, _ in points)
+        if var == 0:
+            return None
+        slope = sum((t - mean_t) * (v - mean_v) for t, v in points) / var
+        return slope * 60
+
+
+def peak_rss_of_command(argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path, interval: float = 0.1):
+    """Run a command to completion; returns (exit code, wall seconds, peak RSS MB of its tree)."""
+    started = time.monotonic()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        peak = 0.0
+        try:
+            ps = psutil.Process(process.pid)
+            while process.poll() is None:
+                try:
+                    tree = [ps, *ps.children(recursive=True)]
+                    peak = max(peak, sum(p.memory_info().rss for p in tree) / 2**20)
+                except psutil.Error:
+                    pass
+                time.sleep(interval)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    return process.returncode, time.monotonic() - started, peak

@@ -1,0 +1,543 @@
+"""`python -m bench`: every phase of the benchmark in one run (see `bench/__init__.py`).
+
+Phases: migrate_all → bulk data (seed_demo --customers/--orders, skipped when already there) →
+start the system (Procfile.bench) → sign in → placement + saga → latency at a steady rate (the
+memory soak) → listing with EXPLAIN → stop the system → archival on a scratch copy → the pgbench
+ceiling → results.json, latency.png and the table. The system is stopped on every exit path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import psutil
+
+from bench import ceiling, load, profile, report
+from bench.processes import OUT, ROOT, MemorySampler, ProcessGroup, peak_rss_of_command, service_pids
+
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+ARCHIVE_DATABASE = "brokage_bench_archive"
+TARGETS = {
+    "placement_ratio": 0.15,
+    "saga_ratio": 0.25,
+    "latency_p50_ms": 40,
+    "latency_p99_ms": 150,
+    "listing_p99_ms": 15,
+    "archival_rows_per_second": 20_000,
+    "archival_peak_mb": 300,
+    "soak_growth_mb_per_minute": 2.0,
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients for placement (32)")
+    parser.add_argument("--duration", type=int, default=30, help="seconds of placement load (30)")
+    parser.add_argument("--rate", type=float, default=50, help="orders per second of the latency phase (50)")
+    parser.add_argument(
+        "--soak", type=int, default=30, help="seconds of the steady-rate phase, also the memory soak (30; 300 = full)"
+    )
+    parser.add_argument("--customers", type=int, default=10_000, help="bulk customers (10,000)")
+    parser.add_argument("--orders", type=int, default=1_000_000, help="bulk orders for the listing (1,000,000)")
+    parser.add_argument("--listing-requests", type=int, default=2000)
+    parser.add_argument("--listing-concurrency", type=int, default=1)
+    parser.add_argument("--archive-orders", type=int, default=1_000_000, help="eligible orders to archive")
+    parser.add_argument("--ceiling-seconds", type=int, default=20, help="seconds of each pgbench script (20)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--web-threads", type=int, default=4)
+    parser.add_argument("--profile", action="store_true", help="py-spy every process during the placement phase")
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["archival", "ceiling", "listing", "latency", "placement"]
+    )
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def bench_env(args) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("BROKAGE_PROFILE", "dev")
+    env["DEBUG"] = "0"  # what a production server runs; DEBUG keeps every SQL query in memory
+    env["BENCH_PORT"] = str(args.port)
+    env["BENCH_WEB_WORKERS"] = str(args.web_workers)
+    env["BENCH_WEB_THREADS"] = str(args.web_threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def manage(env: dict, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "manage.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True, check=check)
+
+
+def setup_django(env: dict) -> None:
+    os.environ.update({k: v for k, v in env.items() if k not in os.environ or k in {"DEBUG", "BROKAGE_PROFILE"}})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brokage.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+
+
+def seeded_orders() -> int:
+    from django.apps import apps
+
+    from brokage.management.commands.seed_demo import BULK_ORDER_PREFIX
+
+    order = apps.get_model("orders", "Order")
+    return (
+        order.objects.using("orders")
+        .filter(client_order_id__gte=BULK_ORDER_PREFIX, client_order_id__lt=BULK_ORDER_PREFIX[:-1] + ".")
+        .count()
+    )
+
+
+def other_consumers(ours: set[int]) -> list[str]:
+    """Consumers of the same groups started by someone else would take partitions from ours."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["pid"] not in ours and ("manage.py consume" in cmdline or "celery -A brokage worker" in cmdline):
+            found.append(f"{proc.info['pid']}: {cmdline[:120]}")
+    return found
+
+
+def order_states(order_ids: list[str]) -> dict[str, tuple[str, datetime]]:
+    from django.apps import apps
+
+    order = apps.get_model("orders", "Order")
+    states = {}
+    for start in range(0, len(order_ids), 2000):
+        chunk = order_ids[start : start + 2000]
+        for pk, status, updated_at in (
+            order.objects.using("orders").filter(id__in=chunk).values_list("id", "status", "updated_at")
+        ):
+            states[str(pk)] = (status, updated_at)
+    return states
+
+
+OPEN = {"CREATED", "PENDING_RESERVATION", "ASSET_RESERVED"}
+
+
+def wait_settled(order_ids: list[str], timeout: float) -> tuple[dict, float]:
+    started = time.monotonic()
+    while True:
+        states = order_states(order_ids)
+        still_open = sum(1 for status, _ in states.values() if status in OPEN)
+        if still_open == 0 or time.monotonic() - started > timeout:
+            return states, time.monotonic() - started
+        time.sleep(1)
+
+
+def best_window_rate(times: list[float], window: float) -> tuple[float, float | None]:
+    """The most events in any `window` seconds, per second, and where that window starts."""
+    times = sorted(times)
+    best, best_start, lo = 0, None, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window:
+            lo += 1
+        if hi - lo + 1 > best:
+            best, best_start = hi - lo + 1, times[lo]
+    return best / window, best_start
+
+
+def stats(samples: list[float]) -> dict:
+    return {
+        "count": len(samples),
+        "p50": load.percentile(samples, 50),
+        "p95": load.percentile(samples, 95),
+        "p99": load.percentile(samples, 99),
+        "max": max(samples) if samples else None,
+        "mean": sum(samples) / len(samples) if samples else None,
+    }
+
+
+async def wait_ready(base_url: str, clients: list, timeout: float = 120) -> float:
+    """Until one order goes all the way to ORDER_CONFIRMED (consumers joined, relay live)."""
+    started = time.monotonic()
+    async with load.http_client(base_url, 4) as http:
+        while time.monotonic() - started < timeout:
+            response = await http.post(
+                "/api/orders",
+                json={**load.ORDER_BODY, "client_order_id": load.run_tag() + "-warm"},
+                headers={**clients[0].headers, "Prefer": "wait=10"},
+            )
+            if response.status_code == 201 and response.json()["status"] == "ORDER_CONFIRMED":
+                return time.monotonic() - started
+    raise RuntimeError(f"no order reached ORDER_CONFIRMED within {timeout:.0f}s; see bench/out/logs/")
+
+
+async def wait_http(base_url: str, timeout: float = 60) -> None:
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
+        while time.monotonic() - started < timeout:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get("/health/live")).status_code == 200:
+                    return
+            await asyncio.sleep(0.5)
+    raise RuntimeError("gunicorn did not answer /health/live")
+
+
+def explain_listing(customer_id: int, start: date, end: date) -> dict:
+    """EXPLAIN ANALYZE of exactly the queries GET /api/orders runs (the page and its count)."""
+    from django.db import connections
+
+    from brokage.auth import Principal, Role
+    from orders.selectors import order_list
+
+    orders = order_list(actor=Principal(customer_id, Role.CUSTOMER), customer_id=customer_id, start=start, end=end)
+    page_sql, params = orders[:50].query.sql_with_params()
+    count_sql, count_params = orders.order_by().query.sql_with_params()
+    plans = {}
+    with connections["orders"].cursor() as cursor:
+        for name, sql, sql_params in (
+            ("page", page_sql, params),
+            ("count", f"SELECT COUNT(*) FROM ({count_sql}) AS listing", count_params),  # noqa: S608
+        ):
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_params)
+            plans[name] = "\n".join(row[0] for row in cursor.fetchall())
+    return plans
+
+
+def archival(env: dict, eligible: int) -> dict:
+    command = ROOT / "orders" / "management" / "commands" / "archive_orders.py"
+    if not command.exists():
+        return {"status": "not run: archive_orders missing"}
+    pg = ceiling.Postgres()
+    pg.psql("postgres", f"DROP DATABASE IF EXISTS {ARCHIVE_DATABASE} WITH (FORCE)")
+    pg.psql("postgres", f"CREATE DATABASE {ARCHIVE_DATABASE}")
+    try:
+        scratch_env = {**env, "DATABASE_URL_ORDERS": pg.url(ARCHIVE_DATABASE)}
+        manage(scratch_env, "migrate", "--database", "orders", "--no-input")
+        # Eligible today: MATCHED / CANCELED older than 90 days, REJECTED older than 30 days.
+        fill_started = time.monotonic()
+        pg.psql(
+            ARCHIVE_DATABASE,
+            "INSERT INTO orders (id, client_order_id, customer_id, asset_name, order_side, size, price, status,"  # noqa: S608
+            " rejection_reason, created_at, updated_at, version)"
+            " SELECT gen_random_uuid(), 'arch-' || g, 1 + g % 10000, 'AAPL', CASE WHEN g % 5 = 0 THEN 'SELL' ELSE"
+            " 'BUY' END, 1 + g % 100, 10.5, (ARRAY['MATCHED','MATCHED','CANCELED','REJECTED'])[1 + g % 4],"
+            " CASE WHEN g % 4 = 3 THEN 'INSUFFICIENT_BALANCE' END, now() - interval '95 days' - (g % 80) *"
+            f" interval '1 day', now() - interval '95 days', 3 FROM generate_series(1, {eligible}) g; ANALYZE orders;",
+        )
+        fill_seconds = time.monotonic() - fill_started
+        code, seconds, peak = peak_rss_of_command(
+            [PYTHON, "manage.py", "archive_orders"],
+            env=scratch_env,
+            cwd=ROOT,
+            log_path=OUT / "archive_orders.log",
+        )
+        archived = int(pg.psql(ARCHIVE_DATABASE, "SELECT count(*) FROM orders WHERE status = 'ARCHIVED'"))
+        startup = time.monotonic()
+        manage(scratch_env, "check")
+        startup = time.monotonic() - startup
+    finally:
+        pg.psql("postgres", f"DROP DATABASE IF EXISTS {ARCHIVE_DATABASE} WITH (FORCE)")
+    if code != 0:
+        return {"status": f"failed (exit {code}); see bench/out/archive_orders.log", "peak_rss_mb": peak}
+    return {
+        "status": "ran",
+        "eligible": eligible,
+        "archived": archived,
+        "seconds": seconds,
+        "django_startup_seconds": startup,
+        "rows_per_second": archived / seconds if seconds else None,
+        "peak_rss_mb": peak,
+        "fill_seconds": fill_seconds,
+    }
+
+
+def git_commit() -> str:
+    with contextlib.suppress(Exception):
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = bench_env(args)
+    base_url = f"http://127.0.0.1:{args.port}"
+    results: dict = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "git_commit": git_commit(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "config": {
+            "profile": env["BROKAGE_PROFILE"],
+            "debug": False,
+            "web": f"gunicorn brokage.wsgi -w {args.web_workers} --threads {args.web_threads}",
+            "clients": args.clients,
+            "duration_s": args.duration,
+            "rate": args.rate,
+            "soak_s": args.soak,
+        },
+        "targets": TARGETS,
+        "notes": [],
+    }
+    group = ProcessGroup(env)
+    sampler = MemorySampler(tick=group.revive)
+    group.on_restart = lambda name, pid: (sampler.watch(name, pid), say(f"WARNING: {name} exited; restarted"))
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    run_started = time.monotonic()
+    try:
+        say("migrate_all")
+        migrated = manage(env, "migrate_all", check=False)
+        if migrated.returncode != 0:
+            note = "migrate_all failed (continuing on the existing schema): " + migrated.stderr.strip()[-300:]
+            results["notes"].append(note)
+            say(note)
+        setup_django(env)
+
+        have = seeded_orders()
+        if have >= args.orders:
+            say(f"seed: {have:,} bench orders already in the orders table (≥ {args.orders:,}); not reseeding (cached)")
+            results["seed"] = {"cached": True, "seeded_orders": have}
+        else:
+            say(f"seed: {have:,} bench orders there; seed_demo --customers {args.customers} --orders {args.orders}")
+            started = time.monotonic()
+            manage(env, "seed_demo", "--customers", str(args.customers), "--orders", str(args.orders), "--no-progress")
+            results["seed"] = {"cached": False, "seconds": time.monotonic() - started, "seeded_orders": args.orders}
+            say(f"seed: done in {results['seed']['seconds']:.0f}s")
+
+        say(f"starting {', '.join(ceiling_names())} ({base_url})")
+        group.start()
+        for name, pid in group.pids().items():
+            sampler.watch(name, pid)
+        for name, pid in service_pids().items():
+            sampler.watch(f"service:{name}", pid)
+        sampler.watch("bench (load generator)", os.getpid(), tree=False)
+        sampler.start()
+        others = other_consumers(
+            {p.pid for p in psutil.Process().children(recursive=True)} | set(group.pids().values())
+        )
+        if others:
+            note = f"{len(others)} other consumer/worker processes share the Kafka groups or Celery queue: {others[:3]}"
+            results["notes"].append(note)
+            say("WARNING: " + note)
+        asyncio.run(wait_http(base_url))
+
+        from brokage.management.commands.seed_demo import BULK_PASSWORD, BULK_USERNAME
+
+        say(f"signing in {args.clients} clients")
+        usernames = [BULK_USERNAME.format(n) for n in range(1, args.clients + 1)]
+        clients = asyncio.run(load.sign_in(base_url, usernames, BULK_PASSWORD))
+        ready_after = asyncio.run(wait_ready(base_url, clients))
+        say(f"the saga is live (first ORDER_CONFIRMED after {ready_after:.1f}s)")
+
+        if "placement" not in args.skip:
+            run_placement(args, base_url, clients, results, sampler)
+        if "latency" not in args.skip:
+            run_latency(args, base_url, clients, results, sampler)
+        if "listing" not in args.skip:
+            run_listing(args, base_url, clients, results)
+        results["memory_during_system"] = True
+    except KeyboardInterrupt as exc:
+        results["notes"].append(f"interrupted: {exc}")
+        say("interrupted; stopping everything")
+        raise
+    except Exception as exc:
+        results["notes"].append(f"failed: {type(exc).__name__}: {exc}")
+        say(f"FAILED: {type(exc).__name__}: {exc}")
+    finally:
+        sampler.stop()
+        say("stopping the system")
+        group.stop()
+
+    results["memory"] = memory_results(sampler, results)
+    results["restarts"] = dict(group.restarts)
+    if group.restarts:
+        results["notes"].append(f"processes that exited and were restarted: {group.restarts} (bench/out/logs/)")
+    if "archival" not in args.skip:
+        say(f"archival: {args.archive_orders:,} eligible orders in a scratch copy of the orders database")
+        try:
+            results["archival"] = archival(env, args.archive_orders)
+        except Exception as exc:
+            results["archival"] = {"status": f"failed: {type(exc).__name__}: {exc}"}
+        say(f"archival: {results['archival']}")
+    if "ceiling" not in args.skip:
+        say(f"ceiling: pgbench, {args.clients} clients, {args.ceiling_seconds}s per script")
+        results["ceiling"] = ceiling.measure(clients=args.clients, seconds=args.ceiling_seconds, out=OUT)
+        for name, measured_key in (("placement", "accepted_per_second"), ("saga", "confirmed_per_second")):
+            measured = results.get(name, {}).get(measured_key)
+            tps = results["ceiling"][name]["tps"]
+            if measured is not None and tps:
+                results[name]["ratio_to_ceiling"] = measured / tps
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    results["total_seconds"] = time.monotonic() - run_started
+
+    latency = results.get("latency", {})
+    if latency:
+        report.histogram(latency)
+    table = report.table(results)
+    (OUT / "table.md").write_text(table + "\n")
+    for name in ("samples_end_to_end_ms", "samples_client_ms"):
+        latency.pop(name, None)
+    report.write_json(results)
+    print()
+    print(table)
+    print()
+    say(f"done in {results['total_seconds']:.0f}s: bench/results.json, bench/latency.png, bench/out/")
+    return 0 if not any(n.startswith("failed") for n in results["notes"]) else 1
+
+
+def ceiling_names() -> list[str]:
+    from bench.processes import read_procfile
+
+    return list(read_procfile())
+
+
+def run_placement(args, base_url, clients, results, sampler) -> None:
+    tag = load.run_tag()
+    say(f"placement: {len(clients)} clients for {args.duration}s")
+    sampler.mark("placement")
+    profiler = profile.start(sampler.watched, seconds=args.duration, out=OUT) if args.profile else None
+    placed = asyncio.run(load.closed_loop_orders(base_url, clients, args.duration, tag))
+    if profiler:
+        results["profile"] = profile.finish(profiler, out=OUT)
+    results["placement"] = {
+        "accepted": len(placed.accepted),
+        "seconds": placed.seconds,
+        "accepted_per_second": len(placed.accepted) / placed.seconds,
+        "responses": placed.status_counts,
+        "request_latency_ms": stats(placed.latencies_ms),
+        "errors": placed.errors[:5],
+    }
+    say(f"placement: {results['placement']['accepted_per_second']:.1f} accepted/s {placed.status_counts}")
+    ids = [order.order_id for order in placed.accepted]
+    sent = {order.order_id: order.sent_at for order in placed.accepted}
+    states, waited = wait_settled(ids, timeout=max(120, args.duration * 4))
+    confirmed = [(pk, ts.timestamp()) for pk, (status, ts) in states.items() if status == "ORDER_CONFIRMED"]
+    rate, window_start = best_window_rate([t for _, t in confirmed], 30.0)
+    first_sent = min(sent.values()) if sent else None
+    results["saga"] = {
+        "orders": len(ids),
+        "confirmed": len(confirmed),
+        "rejected": sum(1 for status, _ in states.values() if status == "REJECTED"),
+        "still_open": sum(1 for status, _ in states.values() if status in OPEN),
+        "drain_seconds_after_placement": waited,
+        "confirmed_per_second": rate,
+        "best_window_starts_after_first_post_s": (window_start - first_sent) if window_start and first_sent else None,
+        "window_s": 30,
+        "end_to_end_under_overload_ms": stats([(t - sent[pk]) * 1000 for pk, t in confirmed]),
+        "limited_by_offered_load": rate >= 0.95 * results["placement"]["accepted_per_second"],
+    }
+    say(f"saga: {rate:.1f} confirmed/s over the best 30 s ({len(confirmed)} of {len(ids)} confirmed)")
+
+
+def run_latency(args, base_url, clients, results, sampler) -> None:
+    tag = load.run_tag()
+    say(f"latency + soak: {args.rate:g} orders/s for {args.soak}s with Prefer: wait=5")
+    sampler.mark("soak start")
+    soak_started = time.time()
+    steady = asyncio.run(load.open_loop_orders(base_url, clients, args.rate, args.soak, tag))
+    soak_ended = time.time()
+    sampler.mark("soak end")
+    states, _ = wait_settled([o.order_id for o in steady.accepted], timeout=30)
+    e2e = [
+        (states[o.order_id][1].timestamp() - o.sent_at) * 1000
+        for o in steady.accepted
+        if o.order_id in states and states[o.order_id][0] == "ORDER_CONFIRMED"
+    ]
+    results["latency"] = {
+        "rate": args.rate,
+        "seconds": steady.seconds,
+        "orders": len(steady.accepted),
+        "responses": steady.status_counts,
+        "answered_confirmed": len(steady.latencies_ms),
+        "behind_schedule": steady.behind_schedule,
+        "end_to_end_ms": stats(e2e),
+        "client_observed_ms": stats(steady.latencies_ms),
+        "how": "end_to_end: client wall clock at send → orders.updated_at of the ORDER_CONFIRMED commit (same host "
+        "clock); client_observed: send → answer of POST /api/orders with Prefer: wait=5",
+        "soak_window": [soak_started, soak_ended],
+        "errors": steady.errors[:5],
+        "samples_end_to_end_ms": e2e,
+        "samples_client_ms": steady.latencies_ms,
+    }
+    e2e_stats = results["latency"]["end_to_end_ms"]
+    client_stats = results["latency"]["client_observed_ms"]
+    say(
+        f"latency: end-to-end p50 {e2e_stats['p50'] or 0:.0f} / p99 {e2e_stats['p99'] or 0:.0f} ms; "
+        f"client p50 {client_stats['p50'] or 0:.0f} / p99 {client_stats['p99'] or 0:.0f} ms"
+    )
+
+
+def run_listing(args, base_url, clients, results) -> None:
+    from django.apps import apps
+
+    say(f"listing: {args.listing_requests} requests, {args.listing_concurrency} at a time")
+    listed = asyncio.run(load.listing(base_url, clients, args.listing_requests, args.listing_concurrency))
+    end = datetime.now(UTC).date() - timedelta(days=40)
+    plans = explain_listing(clients[0].customer_id, end - timedelta(days=30), end)
+    (OUT / "explain-listing.txt").write_text("\n\n".join(f"-- {k}\n{v}" for k, v in plans.items()) + "\n")
+    order = apps.get_model("orders", "Order")
+    total = order.objects.using("orders").count()
+    results["listing"] = {
+        "requests": len(listed.latencies_ms),
+        "concurrency": args.listing_concurrency,
+        "orders_in_table": total,
+        "responses": listed.status_counts,
+        "latency_ms": stats(listed.latencies_ms),
+        "uses_idx_orders_customer_date": all("idx_orders_customer_date" in plan for plan in plans.values()),
+        "explain": plans,
+        "errors": listed.errors[:5],
+    }
+    say(f"listing: p99 {results['listing']['latency_ms']['p99'] or 0:.1f} ms over {total:,} orders")
+
+
+def memory_results(sampler: MemorySampler, results: dict) -> dict:
+    memory = {
+        "peak_rss_mb": {k: round(v, 1) for k, v in sampler.peak_total.items()},
+        "peak_single_rss_mb": {k: round(v, 1) for k, v in sampler.peak_single.items()},
+    }
+    window = results.get("latency", {}).get("soak_window")
+    if window:
+        start, end = window
+        start += 0.2 * (end - start)  # the first fifth warms caches and connection pools
+        growth = {name: sampler.growth_mb_per_minute(name, start, end) for name in sampler.series}
+        growth = {k: round(v, 2) for k, v in growth.items() if v is not None}
+        seconds = int(window[1] - window[0])
+        worst = max(growth.items(), key=lambda item: item[1], default=(None, 0.0))
+        limit = TARGETS["soak_growth_mb_per_minute"]
+        bounded = None if seconds < 120 else all(v <= limit for v in growth.values())
+        summary = f"worst {worst[0]} {worst[1]:+.2f} MB/min"
+        if bounded is None:
+            summary += " (soak < 120 s: not conclusive; run --soak 300)"
+        memory["soak"] = {"seconds": seconds, "growth_mb_per_minute": growth, "bounded": bounded, "summary": summary}
+    memory["series_mb"] = {
+        name: [
+            [round(t - sampler.series[name][0][0], 1), round(v, 1)] for t, v in points[:: max(1, len(points) // 300)]
+        ]
+        for name, points in sampler.series.items()
+    }
+    memory["marks"] = sampler.marks
+    return memory
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
