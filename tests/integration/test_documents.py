@@ -1,0 +1,172 @@
+"""Notifications and audit on the real services: events through Kafka, documents in FerretDB, e-mail
+over SMTP to a local aiosmtpd sink (127.0.0.1:2525, the dev profile's EMAIL_HOST:EMAIL_PORT).
+
+The events travel the production way: a service writes them to its context's outbox, the relay
+publishes them to Kafka, and `KafkaConsumerRunner("notifications")` / `("audit")` consume them in
+background threads.
+"""
+
+import threading
+import uuid
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.conf import settings
+from django.db import connections, transaction
+
+from audit.documents import audit_collections_setup
+from brokage.bus import OutgoingMessage, get_bus
+from brokage.consumers import KafkaConsumerRunner
+from brokage.documents import context_database, index_names, setup_all_collections
+from brokage.events import partition_key, topic_for
+from brokage.outbox import outbox_write
+from customers.services import customer_create
+from notifications.documents import notifications_collections_setup
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+class SmtpSink:
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append({"to": envelope.rcpt_tos, "content": envelope.content.decode("utf-8", errors="replace")})
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_sink():
+    sink = SmtpSink()
+    controller = Controller(sink, hostname=settings.EMAIL_HOST, port=settings.EMAIL_PORT)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+class RunningConsumer:
+    def __init__(self, context: str) -> None:
+        self.runner = KafkaConsumerRunner(context, group_id=f"test-{context}-{uuid.uuid4().hex[:8]}")
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.runner.run()
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture
+def consumers():
+    running = [RunningConsumer("notifications"), RunningConsumer("audit")]
+    yield {consumer.runner.context: consumer.runner for consumer in running}
+    for consumer in running:
+        consumer.stop()
+
+
+def notifications_of(customer_id: int) -> list[dict]:
+    return list(context_database("notifications")["notifications"].find({"customer_id": customer_id}))
+
+
+def audit_entries(event_id: str) -> int:
+    return context_database("audit")["audit_logs"].count_documents({"metadata.event_id": event_id})
+
+
+def order_matched(customer_id: int) -> dict:
+    """OrderMatched written to the orders context's own outbox, as orders' services write it."""
+    order_id = str(uuid.uuid4())
+    with transaction.atomic(using="orders"):
+        return outbox_write(
+            "orders",
+            "OrderMatched",
+            aggregate_type="Order",
+            aggregate_id=order_id,
+            payload={
+                "order_id": order_id,
+                "client_order_id": f"it-{order_id}",
+                "customer_id": customer_id,
+                "asset_name": "ACME",
+                "order_side": "BUY",
+                "size": "4",
+                "price": "2.50",
+                "status": "MATCHED",
+                "rejection_reason": None,
+                "version": 5,
+                "old_status": "ORDER_CONFIRMED",
+                "new_status": "MATCHED",
+            },
+        )
+
+
+def test_events_through_kafka_become_documents_emails_and_audit_entries(smtp_sink, consumers):
+    reports = {report.name: report for context_reports in _setup() for report in context_reports}
+    customer = customer_create(
+        username=f"it-{uuid.uuid4().hex[:6]}", password="s3cret-pass-123", email="it-customer@example.com"
+    )
+
+    welcome = wait_until(lambda: notifications_of(customer.pk), message="welcome notification")[0]
+    wait_until(lambda: smtp_sink.messages, message="welcome e-mail at the SMTP sink")
+    matched = order_matched(customer.pk)
+    wait_until(
+        lambda: any(n["type"] == "ORDER_MATCHED" for n in notifications_of(customer.pk)), message="ORDER_MATCHED"
+    )
+    wait_until(lambda: audit_entries(matched["event_id"]) == 1, message="audit entry of OrderMatched")
+
+    assert welcome["type"] == "WELCOME"
+    documents = {n["type"]: n for n in notifications_of(customer.pk)}
+    channels = documents["ORDER_MATCHED"]["channels"]
+    assert channels["email"]["status"] == "SENT"
+    assert channels["email"]["recipient"] == "it-customer@example.com"
+    assert channels["sms"]["status"] == "SKIPPED"
+    assert channels["push"]["status"] == "SENT"
+    assert channels["websocket"]["status"] == "NOT_CONNECTED"
+    wait_until(lambda: len(smtp_sink.messages) == 2, message="order e-mail at the SMTP sink")
+    assert all(message["to"] == ["it-customer@example.com"] for message in smtp_sink.messages)
+    assert any("Subject: Order matched" in message["content"] for message in smtp_sink.messages)
+    entry = context_database("audit")["audit_logs"].find_one({"metadata.event_id": matched["event_id"]})
+    assert entry["old_value"] == {"status": "ORDER_CONFIRMED"}
+    assert entry["new_value"]["status"] == "MATCHED"
+    assert entry["metadata"]["source_context"] == "orders"
+    assert (
+        context_database("audit")["audit_logs"].count_documents(
+            {"action": "CustomerCreated", "entity_id": str(customer.pk)}
+        )
+        == 1
+    )
+
+    # The same envelope again (a relay that died after publishing): no second notification, entry or mail.
+    handled = consumers["audit"].handled
+    get_bus().publish_batch([OutgoingMessage(topic=topic_for("orders"), key=partition_key(matched), envelope=matched)])
+    wait_until(lambda: consumers["audit"].handled > handled, message="the replay consumed")
+    wait_until(lambda: consumers["notifications"].handled >= 3, message="the replay consumed by notifications")
+    assert [n["type"] for n in notifications_of(customer.pk)].count("ORDER_MATCHED") == 1
+    assert audit_entries(matched["event_id"]) == 1
+    assert len(smtp_sink.messages) == 2
+
+    # The §4 indexes, as migrate_all made them on FerretDB (which has neither TTL nor time-series).
+    assert {
+        "uniq_notification_id",
+        "idx_customer_created",
+        "idx_customer_read_status",
+        "idx_email_status",
+        "ttl_expires_at",
+    } <= index_names(context_database("notifications")["notifications"])
+    assert {"idx_timestamp", "idx_user_timestamp", "idx_entity", "ttl_timestamp"} <= index_names(
+        context_database("audit")["audit_logs"]
+    )
+    print("FerretDB degraded:", {name: report.degraded for name, report in reports.items()})
+
+
+def _setup():
+    """What `manage.py migrate_all` runs for the document contexts, with what each backend refused."""
+    setup_all_collections()
+    return [
+        notifications_collections_setup(context_database("notifications")),
+        audit_collections_setup(context_database("audit")),
+    ]
