@@ -228,11 +228,10 @@ def _safe_file_name(name: str) -> str:
 
 def _collection_options(database, name: str) -> dict:
     """Options a collection was created with (capped, time-series, validators); {} where unknown."""
-    try:
-        for info in database.list_collections(filter={"name": name}):
-            return dict(info.get("options") or {})
-    except NotImplementedError:  # mongomock has no listCollections
-        pass
+    if settings.DOCUMENT_BACKEND != "mongodb":
+        return {}  # mongomock and montydb know no collection options (nor listCollections)
+    for info in database.list_collections(filter={"name": name}):
+        return dict(info.get("options") or {})
     return {}
 
 
@@ -520,6 +519,7 @@ def _restore_documents(entry: dict, folder: Path) -> None:
     from bson import json_util
 
     options = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True, tzinfo=UTC)
+    native = _montydb_types if settings.DOCUMENT_BACKEND == "montydb" else _unchanged
     database = context_database(entry["context"])
     definitions = json_util.loads((folder / entry["definitions_file"]).read_text(), json_options=options)
     for collection_entry in entry["collections"]:
@@ -532,7 +532,7 @@ def _restore_documents(entry: dict, folder: Path) -> None:
         with (folder / collection_entry["file"]).open(encoding="utf-8") as lines:
             for line in lines:
                 if line.strip():
-                    batch.append(json_util.loads(line, json_options=options))
+                    batch.append(native(json_util.loads(line, json_options=options)))
                 if len(batch) >= DOCUMENT_BATCH:
                     collection.insert_many(batch)
                     batch = []
@@ -542,6 +542,24 @@ def _restore_documents(entry: dict, folder: Path) -> None:
             keys = list(index["key"].items())
             extra = {key: value for key, value in index.items() if key not in {"key", "v", "ns"}}
             collection.create_index(keys, **extra)
+
+
+def _unchanged(document):
+    return document
+
+
+def _montydb_types(value):
+    """montydb (without the bson package's C codec) stores only its own ObjectId class."""
+    from bson import ObjectId
+    from montydb.types.objectid import ObjectId as MontyObjectId
+
+    if isinstance(value, ObjectId):
+        return MontyObjectId(str(value))
+    if isinstance(value, dict):
+        return {key: _montydb_types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_montydb_types(item) for item in value]
+    return value
 
 
 @contextmanager

@@ -6,8 +6,12 @@ rotate into the archive instead of filling the disk.
 """
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from bson import Decimal128
@@ -20,6 +24,7 @@ from brokage.documents import context_database
 CustomerTier = apps.get_model("customers", "CustomerTier")
 REPLICAS = {context: apps.get_model(context, "CustomerReplica") for context in ("orders", "assets", "processor")}
 CREATED = datetime(2024, 5, 17, 9, 30, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def backup_into(folder):
@@ -182,3 +187,59 @@ def test_backup_command_rotates_after_taking_a_backup(tmp_path, data):
     assert len(local) == 7
     assert local[0] == "20240102T020000Z"
     assert [p.name for p in (tmp_path / "archive").iterdir()] == ["20240101T020000Z"]
+
+
+def manage(var_dir, *args, check=True):
+    """`manage.py` in its own process on the embedded profile: SQLite files and montydb under var_dir."""
+    env = {**os.environ, "BROKAGE_PROFILE": "embedded", "BROKAGE_VAR_DIR": str(var_dir)}
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed
+
+
+SHOW = (
+    "from django.apps import apps; from brokage.documents import context_database; "
+    "print(list(apps.get_model('customers', 'CustomerTier').objects.filter(tier_code='GOLD')"
+    ".values_list('tier_name', flat=True)), "
+    "[d['title'] for d in context_database('notifications')['notifications'].find()])"
+)
+
+
+def test_the_commands_on_the_embedded_profile_round_trip_and_refuse_damage(tmp_path):
+    var, backups = tmp_path / "var", tmp_path / "backups"
+    manage(var, "migrate_all")
+    manage(
+        var,
+        "shell",
+        "-c",
+        "from django.apps import apps; from brokage.documents import context_database; "
+        "apps.get_model('customers', 'CustomerTier').objects.create(tier_code='GOLD', tier_name='Gold', "
+        "priority=0, rate_limit=5000, monthly_fee='99.50'); "
+        "context_database('notifications')['notifications'].insert_one({'title': 'Order matched'})",
+    )
+    assert "backup complete" in manage(var, "backup", "--dest", str(backups)).stdout
+    (backup,) = backups.iterdir()
+    manage(
+        var,
+        "shell",
+        "-c",
+        "from django.apps import apps; from brokage.documents import context_database; "
+        "apps.get_model('customers', 'CustomerTier').objects.filter(tier_code='GOLD').delete(); "
+        "context_database('notifications')['notifications'].delete_many({})",
+    )
+    assert manage(var, "shell", "-c", SHOW).stdout.strip().endswith("[] []")
+
+    manage(var, "restore", "--from", str(backup), "--yes")
+
+    assert manage(var, "shell", "-c", SHOW).stdout.strip().endswith("['Gold'] ['Order matched']")
+
+    dump = backup / "relational" / "brokage_customers.sqlite3"
+    content = bytearray(dump.read_bytes())
+    content[100] ^= 0xFF
+    dump.write_bytes(bytes(content))
+    refused = manage(var, "restore", "--from", str(backup), "--yes", check=False)
+    assert refused.returncode != 0
+    assert "relational/brokage_customers.sqlite3 is damaged" in refused.stderr
