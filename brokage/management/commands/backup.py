@@ -59,7 +59,8 @@ class Command(BaseCommand):
             if database["kind"] == "documents":
                 files = [c["file"] for c in database["collections"]] + [database["definitions_file"]]
                 documents = sum(c["documents"] for c in database["collections"])
-                detail = f"{len(database['collections'])} collections, {documents} documents"
+                count = len(database["collections"])
+                detail = f"{count} collection{'' if count == 1 else 's'}, {documents} documents"
             else:
                 files = [database["file"]]
                 detail = database["file"]
