@@ -148,9 +148,12 @@ def collection_ensure(
         report.timeseries = _is_timeseries(database, name)
     wanted = list(indexes)
     if timeseries is not None and expire_after_seconds is not None and not report.timeseries:
-        wanted.append(
-            IndexSpec([(timeseries["timeField"], 1)], f"ttl_{timeseries['timeField']}", False, expire_after_seconds)
-        )
+        # The expiry moves to a TTL index on the time field (the declared one on it, if any).
+        time_keys = [(timeseries["timeField"], 1)]
+        on_time = next((spec for spec in wanted if spec.keys == time_keys), None)
+        ttl = IndexSpec(time_keys, on_time.name if on_time else f"ttl_{timeseries['timeField']}", False)
+        wanted = [spec for spec in wanted if spec is not on_time]
+        wanted.append(IndexSpec(ttl.keys, ttl.name, False, expire_after_seconds))
     for spec in wanted:
         report.indexes.append(_index_ensure(database[name], spec, report))
     return report
@@ -176,24 +179,25 @@ def _index_ensure(collection, spec: IndexSpec, report: CollectionReport) -> str:
         return spec.name
     except Exception as exc:
         if spec.expire_after_seconds is None:
-            if _index_exists(collection, spec.name):
-                return spec.name
-            raise
+            return _existing_index(collection, spec, exc)
         report.degraded.append(f"TTL index {spec.name}: {type(exc).__name__}")
     options.pop("expireAfterSeconds")
     try:
         collection.create_index(spec.keys, **options)
-    except Exception:
-        if not _index_exists(collection, spec.name):
-            raise
+    except Exception as exc:
+        return _existing_index(collection, spec, exc)
     return spec.name
 
 
-def _index_exists(collection, name: str) -> bool:
+def _existing_index(collection, spec: IndexSpec, error: Exception) -> str:
+    """An index on the same keys already exists (made earlier, perhaps under another name): keep it."""
     try:
-        return any(index.get("name") == name for index in collection.list_indexes())
-    except Exception:
-        return False
+        for index in collection.list_indexes():
+            if index.get("name") == spec.name or list(dict(index["key"]).items()) == list(spec.keys):
+                return index["name"]
+    except Exception as listing_error:  # montydb cannot list indexes; the original error says more
+        logger.debug("list_indexes failed: %s", listing_error)
+    raise error
 
 
 def index_names(collection) -> set[str]:

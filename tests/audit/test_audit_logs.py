@@ -95,7 +95,7 @@ def test_audit_indexes_exist():
     indexes = {index["name"]: index for index in audit_logs().list_indexes()}
     assert {"idx_timestamp", "idx_user_timestamp", "idx_entity"} <= set(indexes)
     # mongomock has no time-series collections: the 365-day expiry is a TTL index instead.
-    assert indexes["ttl_timestamp"]["expireAfterSeconds"] == 365 * 24 * 3600
+    assert indexes["idx_timestamp"]["expireAfterSeconds"] == 365 * 24 * 3600
 
 
 # --- GET /api/audit-logs -------------------------------------------------------------------------------
