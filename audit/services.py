@@ -19,7 +19,7 @@ def user_id_value(value):
     if value is None:
         return None
     text = str(value)
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isdigit() and len(text) < 19 else text  # BSON integers are 64-bit
 
 
 def audit_values(event: dict) -> tuple[dict | None, dict | None]:

@@ -3,11 +3,15 @@ from rest_framework import serializers
 
 class NotificationFilterSerializer(serializers.Serializer):
     read_status = serializers.ChoiceField(choices=["UNREAD", "READ"], required=False)
-    customer_id = serializers.IntegerField(required=False, min_value=1, help_text="Admins only: whose notifications.")
+    customer_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="Admins only: whose notifications."
+    )
 
 
 class NotificationOwnerSerializer(serializers.Serializer):
-    customer_id = serializers.IntegerField(required=False, min_value=1, help_text="Admins only: whose notifications.")
+    customer_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="Admins only: whose notifications."
+    )
 
 
 class ChannelsSerializer(serializers.Serializer):

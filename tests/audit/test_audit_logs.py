@@ -143,6 +143,7 @@ def test_time_range_accepts_dates_and_date_times(trail):
     hour_ago = (timezone.now() - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     assert admin.get(f"/api/audit-logs?start={hour_ago}&action=OrderCanceled").json()["count"] == 1
     assert admin.get("/api/audit-logs?start=yesterday").status_code == 400
+    assert admin.get("/api/audit-logs?user_id=99999999999999999999999").json()["count"] == 0
     assert admin.get(f"/api/audit-logs?start={today}&end={yesterday - timedelta(days=1)}").status_code == 400
 
 

@@ -101,7 +101,15 @@ def test_pagination(customer):
 
 @pytest.mark.parametrize(
     "query",
-    ["read_status=MAYBE", "customer_id=abc", "page=999", "page=-1", "customer_id=0", "read_status=%00"],
+    [
+        "read_status=MAYBE",
+        "customer_id=abc",
+        "page=999",
+        "page=-1",
+        "customer_id=0",
+        "read_status=%00",
+        "customer_id=99999999999999999999",
+    ],
 )
 def test_bad_queries_are_4xx_not_500(customer, query):
     response = client_for(customer).get(f"/api/notifications?{query}")
