@@ -119,7 +119,11 @@ def test_events_through_kafka_become_documents_emails_and_audit_entries(smtp_sin
     wait_until(lambda: smtp_sink.messages, message="welcome e-mail at the SMTP sink")
     matched = order_matched(customer.pk)
     wait_until(
-        lambda: any(n["type"] == "ORDER_MATCHED" for n in notifications_of(customer.pk)), message="ORDER_MATCHED"
+        lambda: any(
+            n["type"] == "ORDER_MATCHED" and n["channels"]["email"]["status"] != "PENDING"
+            for n in notifications_of(customer.pk)
+        ),
+        message="ORDER_MATCHED delivered",
     )
     wait_until(lambda: audit_entries(matched["event_id"]) == 1, message="audit entry of OrderMatched")
 
