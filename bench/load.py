@@ -147,7 +147,11 @@ async def open_loop_orders(
             elif delay < -0.05:
                 result.behind_schedule += 1
             tasks.append(asyncio.create_task(one(n, next(rotation))))
-        await asyncio.gather(*tasks)
+        # Bounded: what has not been answered `wait + 10` s after the last start is counted, not awaited.
+        _done, pending = await asyncio.wait(tasks, timeout=wait + 10)
+        for task in pending:
+            task.cancel()
+        result.status_counts["unanswered"] = len(pending)
         result.seconds = time.monotonic() - t0
     return result
 

@@ -166,7 +166,7 @@ def stats(samples: list[float]) -> dict:
     }
 
 
-async def wait_ready(base_url: str, clients: list, timeout: float = 120) -> float:
+async def wait_ready(base_url: str, clients: list, timeout: float = 300) -> float:
     """Until one order goes all the way to ORDER_CONFIRMED (consumers joined, relay live)."""
     started = time.monotonic()
     async with load.http_client(base_url, 4) as http:
