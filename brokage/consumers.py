@@ -207,13 +207,18 @@ class KafkaConsumerRunner:
             return 0
         close_old_connections()
         bus = get_bus()
+        delivered = 0
         for message in messages:
             if message.error():
                 logger.warning("consumer error", extra={"context": self.context, "error": str(message.error())})
                 continue
             deliver(self.context, message.topic(), message.value(), bus)
             self.handled += 1
-        self.consumer.commit(asynchronous=False)
+            delivered += 1
+        if delivered:
+            # A batch of nothing but error events (a topic still being created, a rebalance) has no
+            # offset to commit, and committing it raises _NO_OFFSET, which would end the loop.
+            self.consumer.commit(asynchronous=False)
         return len(messages)
 
     def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> int:
