@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 Customer = apps.get_model("customers", "Customer")
 CustomerTier = apps.get_model("customers", "CustomerTier")
 REPLICAS = {context: apps.get_model(context, "CustomerReplica") for context in ("orders", "assets", "processor")}
-CREATED = datetime(2024, 5, 17, 9, 30, tzinfo=UTC)
+# Recent (the audit context sweeps entries older than 365 days) and whole milliseconds (BSON dates).
+CREATED = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture
