@@ -11,6 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import jsonschema
@@ -56,16 +57,24 @@ ID_STRING = {"type": "string", "minLength": 1}
 CUSTOMER_ID = {"type": "integer"}
 
 
+_ENVELOPE_VALIDATOR = jsonschema.validators.validator_for(ENVELOPE_SCHEMA)(ENVELOPE_SCHEMA)
+
+
 class EventValidationError(ValueError):
     """An envelope or payload does not match the registered schema."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EventType:
     name: str
     version: int
     context: str
     schema: dict
+
+    @cached_property
+    def validator(self):
+        """Built once per event type: `jsonschema.validate` re-checks the schema itself on every call."""
+        return jsonschema.validators.validator_for(self.schema)(self.schema)
 
     @property
     def topic(self) -> str:
@@ -117,12 +126,12 @@ def _jsonable(payload: dict) -> dict:
 def validate_envelope(envelope: dict) -> EventType:
     """Raise EventValidationError unless the envelope and its payload match their schemas."""
     try:
-        jsonschema.validate(envelope, ENVELOPE_SCHEMA)
+        _ENVELOPE_VALIDATOR.validate(envelope)
     except jsonschema.ValidationError as exc:
         raise EventValidationError(f"bad envelope: {exc.message}") from None
     event_type = event_type_named(envelope["event_type"], envelope["schema_version"])
     try:
-        jsonschema.validate(envelope["payload"], event_type.schema)
+        event_type.validator.validate(envelope["payload"])
     except jsonschema.ValidationError as exc:
         path = ".".join(str(p) for p in exc.absolute_path) or "payload"
         raise EventValidationError(f"{event_type.name} v{event_type.version}: {path}: {exc.message}") from None
