@@ -5,7 +5,6 @@ import time
 import pytest
 from django.test import override_settings
 
-from brokage.ratelimit import TierRateThrottle, rate_limit_hit
 from customers.models import CustomerTier
 from tests.customers.conftest import client_for
 from tests.customers.factories import CustomerFactory
@@ -83,18 +82,6 @@ def test_switched_off_by_setting(standard_customer):
     client = client_for(standard_customer)
     with override_settings(RATE_LIMIT_ENABLED=False):
         assert [client.get("/api/tiers").status_code for _ in range(3)] == [200, 200, 200]
-
-
-def test_the_check_costs_well_under_a_millisecond():
-    rate_limit_hit("warmup", limit=10, window_seconds=60)
-    rounds = 500
-    started = time.perf_counter()
-    for _ in range(rounds):
-        rate_limit_hit("timing", limit=10**6, window_seconds=60)
-    per_check = (time.perf_counter() - started) / rounds
-    # fakeredis runs the commands in-process; against real Redis it is one round trip.
-    assert per_check < 0.001, f"{per_check * 1e6:.0f} µs per check"
-    assert TierRateThrottle().wait() is None
 
 
 def _rest_framework():
