@@ -7,7 +7,7 @@ from datetime import datetime
 from audit.documents import AUDIT_LOGS, TELEMETRY, audit_database
 from audit.services import user_id_value
 from brokage.auth import Principal
-from brokage.documents import DocumentSequence
+from brokage.documents import DocumentSequence, query_time
 from brokage.errors import PermissionDenied
 
 NEWEST_FIRST = [("timestamp", -1), ("_id", -1)]
@@ -21,9 +21,9 @@ def _require_admin(actor: Principal) -> None:
 def _time_range(start: datetime | None, end: datetime | None) -> dict:
     bounds = {}
     if start is not None:
-        bounds["$gte"] = start
+        bounds["$gte"] = query_time(start)
     if end is not None:
-        bounds["$lt"] = end
+        bounds["$lt"] = query_time(end)
     return {"timestamp": bounds} if bounds else {}
 
 

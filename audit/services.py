@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.documents import AUDIT_LOGS, AUDIT_RETENTION_SECONDS, TELEMETRY, TELEMETRY_RETENTION_SECONDS, audit_database
-from brokage.documents import is_duplicate_key_error
+from brokage.documents import is_duplicate_key_error, query_time
 from brokage.events import EventValidationError, event_type_named, topic_for
 
 ORDER_STATUS_FIELDS = {"old_status", "new_status"}
@@ -111,6 +111,6 @@ def audit_expired_delete(*, now: datetime | None = None) -> dict[str, int]:
     audit_cutoff = now - timedelta(seconds=AUDIT_RETENTION_SECONDS)
     telemetry_cutoff = now - timedelta(seconds=TELEMETRY_RETENTION_SECONDS)
     return {
-        AUDIT_LOGS: database[AUDIT_LOGS].delete_many({"timestamp": {"$lt": audit_cutoff}}).deleted_count,
-        TELEMETRY: database[TELEMETRY].delete_many({"timestamp": {"$lt": telemetry_cutoff}}).deleted_count,
+        AUDIT_LOGS: database[AUDIT_LOGS].delete_many({"timestamp": {"$lt": query_time(audit_cutoff)}}).deleted_count,
+        TELEMETRY: database[TELEMETRY].delete_many({"timestamp": {"$lt": query_time(telemetry_cutoff)}}).deleted_count,
     }

@@ -272,3 +272,11 @@ class DocumentSequence:
 
     def __iter__(self):
         return iter(self.collection.find(self.query, self.projection).sort(self.sort))
+
+
+def query_time(value):
+    """A datetime as the backend compares it: montydb stores naive UTC and cannot compare an aware
+    datetime with it; pymongo and mongomock take aware ones."""
+    if value is None or settings.DOCUMENT_BACKEND != "montydb" or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from brokage.auth import Principal
-from brokage.documents import DocumentSequence
+from brokage.documents import DocumentSequence, query_time
 from brokage.errors import InvalidInput, PermissionDenied
 from notifications.documents import CONTACTS, NOTIFICATIONS, notifications_database
 from notifications.services import ReadStatus
@@ -24,7 +24,7 @@ def notification_owner(*, actor: Principal, customer_id: int | None = None) -> i
 
 def _live(customer_id: int) -> dict:
     """Not yet expired: where the server has no TTL, expired documents wait for the sweep unseen."""
-    return {"customer_id": customer_id, "expires_at": {"$gt": timezone.now()}}
+    return {"customer_id": customer_id, "expires_at": {"$gt": query_time(timezone.now())}}
 
 
 def notification_list(*, actor: Principal, customer_id: int | None = None, read_status: str | None = None):

@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from brokage.auth import Principal
-from brokage.documents import is_duplicate_key_error
+from brokage.documents import is_duplicate_key_error, query_time
 from brokage.errors import NotFound
 from notifications.delivery import CHANNELS, ChannelStatus
 from notifications.documents import CONTACTS, NOTIFICATIONS, notifications_database
@@ -180,5 +180,7 @@ def notification_mark_read(*, actor: Principal, notification_id: str) -> dict:
 
 def notifications_expired_delete(*, now=None) -> int:
     """Delete notifications past `expires_at`; the TTL index does it where the server has TTL."""
-    result = notifications_database()[NOTIFICATIONS].delete_many({"expires_at": {"$lte": now or timezone.now()}})
+    result = notifications_database()[NOTIFICATIONS].delete_many(
+        {"expires_at": {"$lte": query_time(now or timezone.now())}}
+    )
     return result.deleted_count
