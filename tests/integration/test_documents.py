@@ -116,7 +116,12 @@ def test_events_through_kafka_become_documents_emails_and_audit_entries(smtp_sin
         message="welcome notification",
     )[0]
     assert welcome["channels"]["email"]["status"] == "SENT", welcome["channels"]["email"]
-    wait_until(lambda: smtp_sink.messages, message="welcome e-mail at the SMTP sink")
+
+    # Earlier tests of the session may have mailed their own customers through the same sink.
+    def mails_to_customer():
+        return [m for m in smtp_sink.messages if m["to"] == ["it-customer@example.com"]]
+
+    wait_until(mails_to_customer, message="welcome e-mail at the SMTP sink")
     matched = order_matched(customer.pk)
     wait_until(
         lambda: any(
@@ -135,9 +140,8 @@ def test_events_through_kafka_become_documents_emails_and_audit_entries(smtp_sin
     assert channels["sms"]["status"] == "SKIPPED"
     assert channels["push"]["status"] == "SENT"
     assert channels["websocket"]["status"] == "NOT_CONNECTED"
-    wait_until(lambda: len(smtp_sink.messages) == 2, message="order e-mail at the SMTP sink")
-    assert all(message["to"] == ["it-customer@example.com"] for message in smtp_sink.messages)
-    assert any("Subject: Order matched" in message["content"] for message in smtp_sink.messages)
+    wait_until(lambda: len(mails_to_customer()) == 2, message="order e-mail at the SMTP sink")
+    assert any("Subject: Order matched" in message["content"] for message in mails_to_customer())
     entry = context_database("audit")["audit_logs"].find_one({"metadata.event_id": matched["event_id"]})
     assert entry["old_value"] == {"status": "ORDER_CONFIRMED"}
     assert entry["new_value"]["status"] == "MATCHED"
@@ -156,7 +160,7 @@ def test_events_through_kafka_become_documents_emails_and_audit_entries(smtp_sin
     wait_until(lambda: consumers["notifications"].handled >= 3, message="the replay consumed by notifications")
     assert [n["type"] for n in notifications_of(customer.pk)].count("ORDER_MATCHED") == 1
     assert audit_entries(matched["event_id"]) == 1
-    assert len(smtp_sink.messages) == 2
+    assert len(mails_to_customer()) == 2
 
     # The §4 indexes, as migrate_all made them on FerretDB (which has neither TTL nor time-series).
     assert {
