@@ -114,3 +114,36 @@ def audit_expired_delete(*, now: datetime | None = None) -> dict[str, int]:
         AUDIT_LOGS: database[AUDIT_LOGS].delete_many({"timestamp": {"$lt": query_time(audit_cutoff)}}).deleted_count,
         TELEMETRY: database[TELEMETRY].delete_many({"timestamp": {"$lt": query_time(telemetry_cutoff)}}).deleted_count,
     }
+
+
+# --- Tiering (ARCHITECTURE §9) ------------------------------------------------------------------------
+
+TIER_HOT = "HOT"
+TIER_WARM = "WARM"
+TIER_COLD = "COLD"
+# (tier, youngest age in days, oldest age in days); entries older than the last are deleted.
+AUDIT_TIERS = ((TIER_HOT, 0, 7), (TIER_WARM, 7, 30), (TIER_COLD, 30, 365))
+AUDIT_TIER_DELETE_AFTER_DAYS = 365
+
+
+def audit_tiering(*, now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
+    """Stamp every audit entry with `tier` by its age (HOT 0–7 d, WARM 7–30 d, COLD 30–365 d) and
+    delete older ones: one update_many per tier over a timestamp range. Entries stamped in the future
+    count as HOT. Returns {tier: entries in it, "deleted": n} (a dry run only counts)."""
+    now = now or timezone.now()
+    collection = audit_database()[AUDIT_LOGS]
+    counts: dict[str, int] = {}
+    for tier, youngest, oldest in AUDIT_TIERS:
+        window: dict = {"$lt": query_time(now - timedelta(days=youngest))} if youngest else {}
+        window["$gte"] = query_time(now - timedelta(days=oldest))
+        query = {"timestamp": window}
+        if dry_run:
+            counts[tier] = collection.count_documents(query)
+        else:
+            counts[tier] = collection.update_many(query, {"$set": {"tier": tier}}).matched_count
+    expired = {"timestamp": {"$lt": query_time(now - timedelta(days=AUDIT_TIER_DELETE_AFTER_DAYS))}}
+    if dry_run:
+        counts["deleted"] = collection.count_documents(expired)
+    else:
+        counts["deleted"] = collection.delete_many(expired).deleted_count
+    return counts

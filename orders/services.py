@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from redis.exceptions import LockError
@@ -22,7 +24,7 @@ from redis.exceptions import LockError
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import retry_on_conflict, versioned_update
 from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
-from brokage.events import caused_by
+from brokage.events import build_envelope, caused_by
 from brokage.outbox import outbox_write
 from brokage.redis import redis_lock
 from orders import events
@@ -35,6 +37,7 @@ from orders.models import (
     Order,
     OrderSide,
     OrderStatus,
+    OutboxEvent,
 )
 from orders.selectors import customer_replica_get, order_get
 from orders.state import transition_allowed
@@ -362,3 +365,89 @@ def broker_assignment_replica_remove(*, event: dict) -> None:
     BrokerAssignmentReplica.objects.using(ALIAS).filter(
         broker_id=payload["broker_id"], customer_id=payload["customer_id"]
     ).delete()
+
+
+# --- Archiving (ARCHITECTURE §9) ----------------------------------------------------------------------
+
+# Terminal statuses that become ARCHIVED once untouched for this many days.
+ARCHIVE_AFTER_DAYS = {OrderStatus.MATCHED: 90, OrderStatus.CANCELED: 90, OrderStatus.REJECTED: 30}
+DEFAULT_ARCHIVE_RETENTION_DAYS = 365
+DEFAULT_ARCHIVE_BATCH_SIZE = 500
+
+
+def orders_archive_cutoffs(*, as_of, retention_days: int = DEFAULT_ARCHIVE_RETENTION_DAYS) -> dict:
+    """{status: cutoff}: orders in `status` last updated before `cutoff` are due (ARCHIVED: deletion)."""
+    cutoffs = {status: as_of - timedelta(days=days) for status, days in ARCHIVE_AFTER_DAYS.items()}
+    cutoffs[OrderStatus.ARCHIVED] = as_of - timedelta(days=retention_days)
+    return cutoffs
+
+
+def orders_archive_due_count(*, status: str, cutoff) -> int:
+    return Order.objects.using(ALIAS).filter(status=status, updated_at__lt=cutoff).count()
+
+
+def orders_archive_batch(*, old_status: str, cutoff, batch_size: int = DEFAULT_ARCHIVE_BATCH_SIZE) -> int:
+    """Archive up to `batch_size` orders in `old_status` last updated before `cutoff`, in one transaction:
+    one SELECT, one bulk UPDATE and one bulk insert of OrderStatusChanged outbox rows. Returns how many
+    were archived (0: nothing left). A concurrent change to a selected row rolls the batch back
+    (ConflictError); running it again continues."""
+    if not transition_allowed(old_status, OrderStatus.ARCHIVED):
+        raise ValueError(f"{old_status} orders are never archived.")
+    now = timezone.now()
+    with transaction.atomic(using=ALIAS):
+        orders = list(
+            Order.objects.using(ALIAS)
+            .select_for_update()
+            .filter(status=old_status, updated_at__lt=cutoff)
+            .order_by("updated_at", "id")[:batch_size]
+        )
+        if not orders:
+            return 0
+        ids = [order.id for order in orders]
+        updated = (
+            Order.objects.using(ALIAS)
+            .filter(id__in=ids, status=old_status)
+            .update(status=OrderStatus.ARCHIVED, updated_at=now, version=F("version") + 1)
+        )
+        if updated != len(orders):
+            raise ConflictError("Orders changed while being archived; run again.")
+        rows = []
+        for order in orders:
+            order.status = OrderStatus.ARCHIVED
+            order.updated_at = now
+            order.version += 1
+            envelope = build_envelope(
+                events.ORDER_STATUS_CHANGED,
+                aggregate_type=AGGREGATE_TYPE,
+                aggregate_id=order.id,
+                payload=order_snapshot(order, old_status=old_status),
+            )
+            rows.append(
+                OutboxEvent(
+                    id=envelope["event_id"],
+                    aggregate_type=AGGREGATE_TYPE,
+                    aggregate_id=str(order.id),
+                    event_type=events.ORDER_STATUS_CHANGED,
+                    payload=envelope,
+                )
+            )
+        OutboxEvent.objects.using(ALIAS).bulk_create(rows)
+        from brokage.relay import relay_wake  # late, as brokage.outbox does
+
+        relay_wake(events.CONTEXT, using=ALIAS)
+    return len(orders)
+
+
+def orders_archived_delete_batch(*, cutoff, batch_size: int = DEFAULT_ARCHIVE_BATCH_SIZE) -> int:
+    """Delete up to `batch_size` ARCHIVED orders last updated before `cutoff`; returns how many."""
+    with transaction.atomic(using=ALIAS):
+        ids = list(
+            Order.objects.using(ALIAS)
+            .filter(status=OrderStatus.ARCHIVED, updated_at__lt=cutoff)
+            .order_by("updated_at", "id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return 0
+        deleted, _ = Order.objects.using(ALIAS).filter(id__in=ids, status=OrderStatus.ARCHIVED).delete()
+    return deleted

@@ -1,0 +1,121 @@
+import sys
+from datetime import datetime, time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from tqdm import tqdm
+
+from brokage.errors import ConflictError
+from orders.models import OrderStatus
+from orders.services import (
+    ARCHIVE_AFTER_DAYS,
+    DEFAULT_ARCHIVE_BATCH_SIZE,
+    DEFAULT_ARCHIVE_RETENTION_DAYS,
+    orders_archive_batch,
+    orders_archive_cutoffs,
+    orders_archive_due_count,
+    orders_archived_delete_batch,
+)
+
+CONFLICT_RETRIES = 5
+
+
+def parse_as_of(value: str) -> datetime:
+    """`YYYY-MM-DD` (midnight, current time zone) or an ISO 8601 date-time."""
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--as-of: not a date or date-time: {value!r}")
+        moment = datetime.combine(day, time.min)
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
+class Command(BaseCommand):
+    help = (
+        "Archive finished orders and delete long-archived ones (ARCHITECTURE §9). MATCHED and CANCELED "
+        "orders last updated more than 90 days before --as-of, and REJECTED ones more than 30 days before, "
+        "become ARCHIVED, each with an OrderStatusChanged event written to the orders outbox in the same "
+        "transaction. ARCHIVED orders last updated more than --retention-days before --as-of are deleted. "
+        "Open orders are never touched. Work is done in batches, one transaction each, so an interrupted "
+        "run can simply be started again and continues where it stopped."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--as-of",
+            type=parse_as_of,
+            default=None,
+            help="Reference date (YYYY-MM-DD or ISO date-time); ages are measured back from it. Default: now.",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Only count what would be archived/deleted.")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=DEFAULT_ARCHIVE_BATCH_SIZE,
+            help=f"Orders per transaction (default {DEFAULT_ARCHIVE_BATCH_SIZE}).",
+        )
+        parser.add_argument(
+            "--retention-days",
+            type=int,
+            default=DEFAULT_ARCHIVE_RETENTION_DAYS,
+            help=f"Delete ARCHIVED orders older than this many days (default {DEFAULT_ARCHIVE_RETENTION_DAYS}).",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+
+    def handle(self, *args, as_of, dry_run, batch_size, retention_days, no_progress, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        if retention_days < 0:
+            raise CommandError("--retention-days must not be negative.")
+        as_of = as_of or timezone.now()
+        cutoffs = orders_archive_cutoffs(as_of=as_of, retention_days=retention_days)
+        due = {status: orders_archive_due_count(status=status, cutoff=cutoff) for status, cutoff in cutoffs.items()}
+        archivable = {status: due[status] for status in ARCHIVE_AFTER_DAYS}
+        to_delete = due[OrderStatus.ARCHIVED]
+        if dry_run:
+            self.stdout.write(self._summary("would archive", archivable, "would delete", to_delete, as_of))
+            return
+
+        archived = dict.fromkeys(ARCHIVE_AFTER_DAYS, 0)
+        deleted = 0
+        bar = tqdm(
+            total=sum(archivable.values()) + to_delete,
+            desc="archive_orders",
+            unit="order",
+            file=sys.stderr,
+            disable=True if no_progress else None,
+        )
+        with bar:
+            # Delete first, so orders archived by this very run are not counted against the retention.
+            while count := self._batch(
+                orders_archived_delete_batch, cutoff=cutoffs[OrderStatus.ARCHIVED], batch_size=batch_size
+            ):
+                deleted += count
+                bar.update(count)
+            for status in ARCHIVE_AFTER_DAYS:
+                while count := self._batch(
+                    orders_archive_batch, old_status=status, cutoff=cutoffs[status], batch_size=batch_size
+                ):
+                    archived[status] += count
+                    bar.update(count)
+        self.stdout.write(self._summary("archived", archived, "deleted", deleted, as_of))
+
+    @staticmethod
+    def _batch(operation, **kwargs) -> int:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return operation(**kwargs)
+            except ConflictError:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+        return 0
+
+    @staticmethod
+    def _summary(archived_verb: str, archived: dict, deleted_verb: str, deleted: int, as_of) -> str:
+        by_status = ", ".join(f"{status}={count}" for status, count in archived.items())
+        return (
+            f"as of {as_of.isoformat()}: {archived_verb} {sum(archived.values())} ({by_status}), "
+            f"{deleted_verb} {deleted}"
+        )
