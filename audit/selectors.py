@@ -36,9 +36,12 @@ def audit_log_list(
     action: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    include_cold: bool = False,
 ) -> DocumentSequence:
     _require_admin(actor)
     query = _time_range(start, end)
+    if not include_cold:
+        query["tier"] = {"$ne": "COLD"}  # audit_tiering marks them; untiered entries are recent
     if user_id is not None:
         query["user_id"] = user_id_value(user_id)
     for field, value in (("entity_type", entity_type), ("entity_id", entity_id), ("action", action)):

@@ -46,6 +46,9 @@ class AuditLogFilterSerializer(TimeRangeSerializer):
     entity_type = serializers.CharField(required=False, max_length=64)
     entity_id = serializers.CharField(required=False, max_length=64)
     action = serializers.CharField(required=False, max_length=64, help_text="The event type, e.g. OrderMatched.")
+    include_cold = serializers.BooleanField(
+        required=False, default=False, help_text="Also read COLD entries (30–365 days); HOT and WARM by default."
+    )
 
 
 class TelemetryFilterSerializer(TimeRangeSerializer):

@@ -59,3 +59,28 @@ def test_dry_run_changes_nothing():
     assert _tiers(logs) == dict.fromkeys(AGES)
     assert "HOT=1, WARM=1, COLD=2; would delete 0" in out.getvalue()
     assert context_database("audit")["audit_logs"].count_documents({}) == 4
+
+
+def test_the_audit_api_reads_cold_entries_only_on_request():
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from audit.documents import AUDIT_LOGS, audit_database
+    from customers.services import customer_create
+
+    admin = customer_create(username="tier-admin", password="s3cret-pass-123", email="ta@example.com", role="ADMIN")
+    logs = audit_database()[AUDIT_LOGS]
+    logs.delete_many({})
+    now = timezone.now()
+    logs.insert_many(
+        [
+            {"timestamp": now, "action": "Hot", "tier": "HOT"},
+            {"timestamp": now, "action": "Cold", "tier": "COLD"},
+        ]
+    )
+    client = APIClient()
+    client.force_authenticate(admin)
+    default = {e["action"] for e in client.get("/api/audit-logs").json()["results"]}
+    with_cold = {e["action"] for e in client.get("/api/audit-logs?include_cold=true").json()["results"]}
+    assert default == {"Hot"}
+    assert with_cold == {"Hot", "Cold"}
