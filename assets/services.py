@@ -42,6 +42,7 @@ from assets.models import (
     ReservationStatus,
 )
 from assets.selectors import customer_replica_get, customer_wait_seconds
+from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import VersionConflict, retry_on_conflict, versioned_update
 from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
@@ -540,18 +541,15 @@ def reservation_expire_stale(*, now: datetime | None = None, limit: int = 1000) 
 
 def customer_replica_upsert(*, customer_id: int, role: str, active: bool, tier_code: str, as_of: datetime) -> bool:
     """Remember a customer as of `as_of`; an older event arriving late does not overwrite a newer one."""
-    current = CustomerReplica.objects.using(ALIAS).filter(customer_id=customer_id).first()
-    if current is not None and current.updated_at > as_of:
-        return False
-    CustomerReplica.objects.using(ALIAS).update_or_create(
-        customer_id=customer_id, defaults={"role": role, "active": active, "tier_code": tier_code, "updated_at": as_of}
+    _replica, applied = replicas.customer_replica_apply(
+        CustomerReplica, customer_id=customer_id, role=role, active=active, tier_code=tier_code, as_of=as_of
     )
-    return True
+    return applied
 
 
 def broker_assignment_replica_add(*, broker_id: int, customer_id: int) -> None:
-    BrokerAssignmentReplica.objects.using(ALIAS).get_or_create(broker_id=broker_id, customer_id=customer_id)
+    replicas.broker_assignment_add(BrokerAssignmentReplica, broker_id=broker_id, customer_id=customer_id)
 
 
 def broker_assignment_replica_remove(*, broker_id: int, customer_id: int) -> None:
-    BrokerAssignmentReplica.objects.using(ALIAS).filter(broker_id=broker_id, customer_id=customer_id).delete()
+    replicas.broker_assignment_remove(BrokerAssignmentReplica, broker_id=broker_id, customer_id=customer_id)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from redis.exceptions import LockError
 
+from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import retry_on_conflict, versioned_update
 from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
@@ -335,36 +336,28 @@ def order_match_requested(*, event: dict) -> dict:
 def customer_replica_apply(*, event: dict) -> None:
     """Keep id / role / active / tier of a customer; an event older than what is stored is ignored."""
     payload = event["payload"]
-    occurred_at = parse_datetime(event["occurred_at"]) or timezone.now()
-    with transaction.atomic(using=ALIAS):
-        replica = (
-            CustomerReplica.objects.using(ALIAS).select_for_update().filter(customer_id=payload["customer_id"]).first()
-        )
-        if replica is not None and replica.updated_at > occurred_at:
-            return
-        CustomerReplica.objects.using(ALIAS).update_or_create(
-            customer_id=payload["customer_id"],
-            defaults={
-                "role": payload["role"],
-                "active": payload["active"],
-                "tier_code": payload.get("tier_code") or "STANDARD",
-                "updated_at": occurred_at,
-            },
-        )
+    replicas.customer_replica_apply(
+        CustomerReplica,
+        customer_id=payload["customer_id"],
+        role=payload["role"],
+        active=payload["active"],
+        tier_code=payload.get("tier_code") or "STANDARD",
+        as_of=parse_datetime(event["occurred_at"]) or timezone.now(),
+    )
 
 
 def broker_assignment_replica_add(*, event: dict) -> None:
     payload = event["payload"]
-    BrokerAssignmentReplica.objects.using(ALIAS).get_or_create(
-        broker_id=payload["broker_id"], customer_id=payload["customer_id"]
+    replicas.broker_assignment_add(
+        BrokerAssignmentReplica, broker_id=payload["broker_id"], customer_id=payload["customer_id"]
     )
 
 
 def broker_assignment_replica_remove(*, event: dict) -> None:
     payload = event["payload"]
-    BrokerAssignmentReplica.objects.using(ALIAS).filter(
-        broker_id=payload["broker_id"], customer_id=payload["customer_id"]
-    ).delete()
+    replicas.broker_assignment_remove(
+        BrokerAssignmentReplica, broker_id=payload["broker_id"], customer_id=payload["customer_id"]
+    )
 
 
 # --- Archiving (ARCHITECTURE §9) ----------------------------------------------------------------------

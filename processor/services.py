@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
+from brokage import replicas
 from brokage.errors import InvalidInput
 from brokage.events import caused_by, decimal_from
 from brokage.outbox import OutboxStatus, outbox_write
@@ -132,19 +133,15 @@ def customer_replica_upsert(
     *, customer_id: int, role: str, active: bool, tier_code: str, occurred_at: datetime | None = None
 ) -> CustomerReplica:
     """Remember a customer's tier; an older event never overwrites a newer one."""
-    alias = router.db_for_write(CustomerReplica)
-    occurred_at = occurred_at or timezone.now()
-    with transaction.atomic(using=alias):
-        replica = CustomerReplica.objects.using(alias).select_for_update().filter(customer_id=customer_id).first()
-        if replica is None:
-            return CustomerReplica.objects.using(alias).create(
-                customer_id=customer_id, role=role, active=active, tier_code=tier_code, updated_at=occurred_at
-            )
-        if replica.updated_at > occurred_at:
-            return replica
-        replica.role, replica.active, replica.tier_code, replica.updated_at = role, active, tier_code, occurred_at
-        replica.save(using=alias)
-        return replica
+    replica, _applied = replicas.customer_replica_apply(
+        CustomerReplica,
+        customer_id=customer_id,
+        role=role,
+        active=active,
+        tier_code=tier_code,
+        as_of=occurred_at or timezone.now(),
+    )
+    return replica
 
 
 # --- The saga --------------------------------------------------------------------------------------
