@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, router, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, router, transaction
 
 from brokage.bus import decode, get_bus
 from brokage.events import (
@@ -107,18 +107,32 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
 # --- Delivery ------------------------------------------------------------------------------------------
 
 
-def deliver(context: str, topic: str, raw: bytes, bus) -> bool:
-    """Run `context`'s handlers for one message; never raises. Returns False if it went to the DLQ."""
+def context_alias(context: str) -> str | None:
+    """The relational alias a context's handlers write to (None for the document contexts)."""
+    for alias, (app_label, _database, _env) in settings.RELATIONAL_CONTEXTS.items():
+        if app_label == context:
+            return alias
+    return None
+
+
+def deliver(context: str, topic: str, raw: bytes, bus, *, savepoint_on: str | None = None) -> bool:
+    """Run `context`'s handlers for one message; never raises. Returns False if it went to the DLQ.
+
+    `savepoint_on`: the alias of a batch transaction around this call; each handler attempt then
+    runs in a savepoint of it, so a failing handler leaves the rest of the batch untouched.
+    """
     try:
         envelope = decode(raw)
+        handlers = handlers_for(context, envelope.get("event_type"))
+        if not handlers:
+            return True  # an event of the topic this context does not act on: nothing to check or do
         validate_envelope(envelope)
-    except (ValueError, EventValidationError) as exc:
+    except (ValueError, AttributeError, EventValidationError) as exc:
         bus.send_dead_letter(dlq_topic_for(topic), raw, f"invalid event: {exc}", group_id_for(context))
         return False
-    handlers = handlers_for(context, envelope["event_type"])
     with correlation(envelope.get("correlation_id")):
         for handler in handlers:
-            error = _run_with_retries(handler, envelope)
+            error = _run_with_retries(handler, envelope, savepoint_on)
             if error is not None:
                 logger.error(
                     "handler failed, message sent to the DLQ",
@@ -129,11 +143,15 @@ def deliver(context: str, topic: str, raw: bytes, bus) -> bool:
     return True
 
 
-def _run_with_retries(handler: Handler, envelope: dict) -> str | None:
+def _run_with_retries(handler: Handler, envelope: dict, savepoint_on: str | None = None) -> str | None:
     attempts = max(1, settings.CONSUMER_MAX_ATTEMPTS)
     for attempt in range(1, attempts + 1):
         try:
-            handler(envelope)
+            if savepoint_on is None:
+                handler(envelope)
+            else:
+                with transaction.atomic(using=savepoint_on):
+                    handler(envelope)
             return None
         except Exception as exc:  # any failure is retried, then dead-lettered
             if attempt == attempts:
@@ -173,7 +191,14 @@ def ensure_topics(topics: list[str], *, partitions: int = 3, timeout: float = 10
 
 
 class KafkaConsumerRunner:
-    """Consumes one context's topics; offsets are committed only after the handlers' commits."""
+    """Consumes one context's topics; offsets are committed only after the handlers' commits.
+
+    A poll takes what is waiting (up to `batch_size`) as soon as one message is there, and a
+    relational context handles the whole batch in one transaction (a savepoint per handler), so a
+    burst costs one commit instead of one per message. If that transaction fails as a whole, the
+    batch is handled again one message at a time; the processed-events markers rolled back with it,
+    so nothing is applied twice.
+    """
 
     def __init__(self, context: str, *, group_id: str | None = None, batch_size: int = 200) -> None:
         from confluent_kafka import Consumer
@@ -202,24 +227,41 @@ class KafkaConsumerRunner:
 
     def poll_once(self, timeout: float = 0.2) -> int:
         """Handle one batch; returns how many messages it saw."""
-        messages = self.consumer.consume(num_messages=self.batch_size, timeout=timeout)
-        if not messages:
+        # `consume` alone would wait for a full batch or the whole timeout; take the first message
+        # as soon as it arrives and then whatever else is already fetched.
+        first = self.consumer.poll(timeout)
+        if first is None:
             return 0
+        messages = [first, *self.consumer.consume(num_messages=self.batch_size - 1, timeout=0)]
         close_old_connections()
-        bus = get_bus()
-        delivered = 0
+        good = []
         for message in messages:
             if message.error():
                 logger.warning("consumer error", extra={"context": self.context, "error": str(message.error())})
-                continue
-            deliver(self.context, message.topic(), message.value(), bus)
-            self.handled += 1
-            delivered += 1
-        if delivered:
+            else:
+                good.append(message)
+        if good:
+            self.deliver_batch(good)
+            self.handled += len(good)
             # A batch of nothing but error events (a topic still being created, a rebalance) has no
             # offset to commit, and committing it raises _NO_OFFSET, which would end the loop.
             self.consumer.commit(asynchronous=False)
         return len(messages)
+
+    def deliver_batch(self, messages: list) -> None:
+        bus = get_bus()
+        alias = context_alias(self.context)
+        if alias is not None and len(messages) > 1:
+            try:
+                with transaction.atomic(using=alias):
+                    for message in messages:
+                        deliver(self.context, message.topic(), message.value(), bus, savepoint_on=alias)
+                return
+            except DatabaseError:
+                logger.warning("batch transaction failed; handling its messages one at a time", exc_info=True)
+                close_old_connections()
+        for message in messages:
+            deliver(self.context, message.topic(), message.value(), bus)
 
     def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> int:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
