@@ -7,9 +7,10 @@ from brokage.telemetry import register_sink
 CONTEXT = "audit"
 
 
-@handles(ALL_EVENTS, context=CONTEXT)
-def on_any_event(event: dict) -> None:
-    services.audit_log_record(event=event)
+@handles(ALL_EVENTS, context=CONTEXT, batch=True)
+def on_events(events: list[dict]) -> None:
+    """Every event of a poll in one write (the audit trail is the consumer with the most to do)."""
+    services.audit_logs_record(events=events)
 
 
 register_sink(services.telemetry_batch_write)

@@ -57,16 +57,36 @@ def _source_context(event: dict) -> str | None:
 
 def audit_log_record(*, event: dict) -> bool:
     """Write the audit entry of one event; a replayed event writes nothing. Returns whether it wrote."""
+    return audit_logs_record(events=[event]) == 1
+
+
+def audit_logs_record(*, events: list[dict]) -> int:
+    """Write the audit entries of `events` in one round trip; replayed events write nothing.
+
+    Returns how many entries were written.
+    """
     collection = audit_database()[AUDIT_LOGS]
-    event_id = event["event_id"]
+    entries = {event["event_id"]: _audit_entry(event) for event in events}
     # Time-series collections do not enforce a unique `_id`, so look before writing; elsewhere the
     # `_id` catches a concurrent duplicate too.
-    if collection.find_one({"_id": event_id}, {"_id": 1}) is not None:
-        return False
+    for seen in collection.find({"_id": {"$in": list(entries)}}, {"_id": 1}):
+        entries.pop(seen["_id"], None)
+    if not entries:
+        return 0
+    try:
+        return len(collection.insert_many(list(entries.values()), ordered=False).inserted_ids)
+    except Exception as exc:
+        if not is_duplicate_key_error(exc):
+            raise
+        return exc.details.get("nInserted", 0) if isinstance(getattr(exc, "details", None), dict) else 0
+
+
+def _audit_entry(event: dict) -> dict:
     old_value, new_value = audit_values(event)
     context = _source_context(event)
     payload = event["payload"]
-    entry = {
+    event_id = event["event_id"]
+    return {
         "_id": event_id,
         "timestamp": _occurred_at(event),
         "action": event["event_type"],
@@ -86,13 +106,6 @@ def audit_log_record(*, event: dict) -> bool:
             "recorded_at": timezone.now(),
         },
     }
-    try:
-        collection.insert_one(entry)
-    except Exception as exc:
-        if is_duplicate_key_error(exc):
-            return False
-        raise
-    return True
 
 
 def telemetry_batch_write(records: list[dict]) -> int:

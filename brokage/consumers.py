@@ -45,10 +45,16 @@ Handler = Callable[[dict], None]
 _handlers: dict[str, dict[str, list[Handler]]] = defaultdict(lambda: defaultdict(list))
 
 
-def handles(*event_types: str, context: str) -> Callable[[Handler], Handler]:
-    """Register the decorated function as `context`'s handler for `event_types` ("*" for all)."""
+def handles(*event_types: str, context: str, batch: bool = False) -> Callable[[Handler], Handler]:
+    """Register the decorated function as `context`'s handler for `event_types` ("*" for all).
+
+    `batch=True`: the handler takes a list of envelopes and the Kafka consumer gives it everything
+    of one poll at once (after the per-message handlers); it must stay idempotent per event. If the
+    batch call fails, each event is retried on its own and only the failing ones are dead-lettered.
+    """
 
     def register(fn: Handler) -> Handler:
+        fn.batch = batch
         for event_type in event_types:
             if fn not in _handlers[context][event_type]:
                 _handlers[context][event_type].append(fn)
@@ -81,26 +87,32 @@ def group_id_for(context: str) -> str:
 # --- Exactly-once effects in a relational context ------------------------------------------------------
 
 
+class _AlreadyProcessed(Exception):
+    """Raised inside handle_once to roll back the effect of an event that was processed before."""
+
+
 def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: Callable[[], object]) -> bool:
     """Apply `effect` and record `event` as processed in one transaction; skip a duplicate.
 
-    The processed row is inserted first, so a concurrent duplicate blocks on the primary key and
-    then skips. `effect` may return a JSON-able result that is stored with the row. Returns
-    whether the effect ran.
+    The effect runs first and its marker (with the JSON-able result `effect` may return) is
+    inserted after it, in the same transaction: one insert per event. A duplicate — already
+    committed, or committed by a concurrent consumer while this one worked — fails that insert on
+    the primary key, and the effect is rolled back with it. Returns whether the effect ran.
     """
     alias = router.db_for_write(processed_model)
-    with transaction.atomic(using=alias):
-        try:
-            with transaction.atomic(using=alias):
-                marker = processed_model.objects.using(alias).create(
-                    event_id=uuid.UUID(event["event_id"]), event_type=event["event_type"]
-                )
-        except IntegrityError:
-            return False
-        result = effect()
-        if result is not None:
-            marker.result = result
-            marker.save(using=alias, update_fields=["result"])
+    event_id = uuid.UUID(event["event_id"])
+    try:
+        with transaction.atomic(using=alias):
+            result = effect()
+            try:
+                with transaction.atomic(using=alias):
+                    processed_model.objects.using(alias).create(
+                        event_id=event_id, event_type=event["event_type"], result=result
+                    )
+            except IntegrityError:
+                raise _AlreadyProcessed from None
+    except _AlreadyProcessed:
+        return False
     return True
 
 
@@ -115,11 +127,15 @@ def context_alias(context: str) -> str | None:
     return None
 
 
-def deliver(context: str, topic: str, raw: bytes, bus, *, savepoint_on: str | None = None) -> bool:
+def deliver(
+    context: str, topic: str, raw: bytes, bus, *, savepoint_on: str | None = None, deferred: dict | None = None
+) -> bool:
     """Run `context`'s handlers for one message; never raises. Returns False if it went to the DLQ.
 
     `savepoint_on`: the alias of a batch transaction around this call; each handler attempt then
     runs in a savepoint of it, so a failing handler leaves the rest of the batch untouched.
+    `deferred`: where batch handlers' messages are collected ({handler: [(topic, raw, envelope)]})
+    for the caller to run them once per poll; without it they run at once with this message alone.
     """
     try:
         envelope = decode(raw)
@@ -132,26 +148,49 @@ def deliver(context: str, topic: str, raw: bytes, bus, *, savepoint_on: str | No
         return False
     with correlation(envelope.get("correlation_id")):
         for handler in handlers:
+            if deferred is not None and getattr(handler, "batch", False):
+                deferred.setdefault(handler, []).append((topic, raw, envelope))
+                continue
             error = _run_with_retries(handler, envelope, savepoint_on)
             if error is not None:
-                logger.error(
-                    "handler failed, message sent to the DLQ",
-                    extra={"context": context, "event_id": envelope["event_id"], "error": error},
-                )
-                bus.send_dead_letter(dlq_topic_for(topic), raw, error, group_id_for(context))
+                _dead_letter(context, topic, raw, envelope, error, bus)
                 return False
     return True
 
 
+def deliver_deferred(context: str, deferred: dict, bus) -> None:
+    """Run each batch handler once over the messages `deliver` collected for it."""
+    for handler, items in deferred.items():
+        try:
+            handler([envelope for _topic, _raw, envelope in items])
+            continue
+        except Exception:
+            logger.warning("batch handler failed; retrying its events one at a time", exc_info=True)
+        for topic, raw, envelope in items:
+            with correlation(envelope.get("correlation_id")):
+                error = _run_with_retries(handler, envelope)
+                if error is not None:
+                    _dead_letter(context, topic, raw, envelope, error, bus)
+
+
+def _dead_letter(context: str, topic: str, raw: bytes, envelope: dict, error: str, bus) -> None:
+    logger.error(
+        "handler failed, message sent to the DLQ",
+        extra={"context": context, "event_id": envelope["event_id"], "error": error},
+    )
+    bus.send_dead_letter(dlq_topic_for(topic), raw, error, group_id_for(context))
+
+
 def _run_with_retries(handler: Handler, envelope: dict, savepoint_on: str | None = None) -> str | None:
     attempts = max(1, settings.CONSUMER_MAX_ATTEMPTS)
+    argument = [envelope] if getattr(handler, "batch", False) else envelope
     for attempt in range(1, attempts + 1):
         try:
             if savepoint_on is None:
-                handler(envelope)
+                handler(argument)
             else:
                 with transaction.atomic(using=savepoint_on):
-                    handler(envelope)
+                    handler(argument)
             return None
         except Exception as exc:  # any failure is retried, then dead-lettered
             if attempt == attempts:
@@ -260,8 +299,10 @@ class KafkaConsumerRunner:
             except DatabaseError:
                 logger.warning("batch transaction failed; handling its messages one at a time", exc_info=True)
                 close_old_connections()
+        deferred: dict = {}
         for message in messages:
-            deliver(self.context, message.topic(), message.value(), bus)
+            deliver(self.context, message.topic(), message.value(), bus, deferred=deferred)
+        deliver_deferred(self.context, deferred, bus)
 
     def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> int:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
