@@ -104,15 +104,15 @@ def notification_create_for_event(*, event: dict) -> str | None:
     if content is None:
         return None
     notification_id = notification_id_for(event_id=event["event_id"], notification_type=content.type)
+    document = _new_document(notification_id=notification_id, content=content, source_event_id=event["event_id"])
     try:
-        notifications_database()[NOTIFICATIONS].insert_one(
-            _new_document(notification_id=notification_id, content=content, source_event_id=event["event_id"])
-        )
+        notifications_database()[NOTIFICATIONS].insert_one(document)
     except Exception as exc:
         if not is_duplicate_key_error(exc):
             raise
         # A redelivered event: the notification exists; finish whatever channel is still PENDING.
-    notification_deliver(notification_id=notification_id)
+        document = None
+    notification_deliver(notification_id=notification_id, notification=document)
     return notification_id
 
 
@@ -144,23 +144,40 @@ def _new_document(*, notification_id: str, content: NotificationContent, source_
     }
 
 
-def notification_deliver(*, notification_id: str) -> dict:
-    """Send every channel still PENDING, honouring the customer's preferences; returns the channels."""
+def notification_deliver(*, notification_id: str, notification: dict | None = None) -> dict:
+    """Send every channel still PENDING, honouring the customer's preferences; returns the channels.
+
+    The in-app channels' outcomes are saved together; email's on its own right after sending, so a
+    crash after that never sends the same email twice. `notification`: the document, when the
+    caller has just written it.
+    """
     collection = notifications_database()[NOTIFICATIONS]
-    notification = collection.find_one({"_id": notification_id})
+    if notification is None:
+        notification = collection.find_one({"_id": notification_id})
     if notification is None:
         raise NotFound("No such notification.")
     contact = _contact(notification["customer_id"])
     channels = dict(notification["channels"])
+    outcomes: dict = {}
     for channel, deliver in CHANNELS.items():
         if channels.get(channel, {}).get("status") != ChannelStatus.PENDING:
             continue
-        channels[channel] = deliver(notification=notification, contact=contact)
-        collection.update_one(
-            {"_id": notification_id},
-            {"$set": {f"channels.{channel}": channels[channel], "updated_at": timezone.now()}},
-        )
+        if channel in EXTERNAL_CHANNELS:
+            _channels_save(collection, notification_id, outcomes)
+            outcomes = {}
+        channels[channel] = outcomes[channel] = deliver(notification=notification, contact=contact)
+    _channels_save(collection, notification_id, outcomes)
     return channels
+
+
+# Channels that reach outside the system: each outcome is saved before the next one is tried.
+EXTERNAL_CHANNELS = {"email"}
+
+
+def _channels_save(collection, notification_id: str, outcomes: dict) -> None:
+    if outcomes:
+        changes = {f"channels.{channel}": outcome for channel, outcome in outcomes.items()}
+        collection.update_one({"_id": notification_id}, {"$set": {**changes, "updated_at": timezone.now()}})
 
 
 def notification_mark_read(*, actor: Principal, notification_id: str) -> dict:
