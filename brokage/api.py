@@ -7,6 +7,7 @@ import logging
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError
 from django.http import Http404
+from redis.exceptions import RedisError
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -38,8 +39,8 @@ def exception_handler(exc, context):
         return response
     if isinstance(exc, (ValueError, OverflowError)):
         return Response({"detail": f"Invalid input: {exc}"}, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, DatabaseError):
-        logger.exception("database error")
+    if isinstance(exc, (DatabaseError, RedisError)):
+        logger.exception("redis error" if isinstance(exc, RedisError) else "database error")
         return Response({"detail": "Service temporarily unavailable."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     return None
 

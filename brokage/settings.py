@@ -229,7 +229,8 @@ if PROFILE == "test":
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # The token's claims say who is asking; no user lookup per request (brokage/authentication.py).
+        "brokage.authentication.PrincipalTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -18,6 +18,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from brokage.auth import Role
+from brokage.authentication import principal_changed
 from brokage.errors import ConflictError, InvalidInput, NotFound
 from brokage.outbox import outbox_write
 from customers.events import AGGREGATE_TYPE, CONTEXT
@@ -32,6 +33,8 @@ PHONE_MAX_LENGTH = 32
 PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 ()\-]*$")
 PREFERENCES_MAX_BYTES = 16 * 1024
 UPDATABLE_FIELDS = frozenset({"email", "phone", "tier", "active", "role", "password"})
+# What the API's access tokens carry as claims (brokage/authentication.py): a change makes them stale.
+TOKEN_CLAIM_FIELDS = frozenset({"tier", "active", "role"})
 REDACTED = "[redacted]"
 
 
@@ -116,6 +119,8 @@ def customer_update(*, customer: Customer, actor_id: int | None, **fields: Any) 
             if not changes:
                 return current
             current.save(using=ALIAS)
+            if TOKEN_CLAIM_FIELDS & changes.keys():
+                _principal_changed(current.pk)
             outbox_write(
                 CONTEXT,
                 "CustomerUpdated",
@@ -128,6 +133,14 @@ def customer_update(*, customer: Customer, actor_id: int | None, **fields: Any) 
         _check_unique(email=fields.get("email", ""), exclude_id=customer.pk)
         raise
     return current
+
+
+def _principal_changed(customer_id: int) -> None:
+    """Mark the customer's access tokens stale: now, so the change is refused (rolled back) if the
+    marker cannot be written, and again after commit, so a token issued while the transaction was
+    still open (with the old values) is marked stale too."""
+    principal_changed(customer_id)
+    transaction.on_commit(lambda: principal_changed(customer_id), using=ALIAS, robust=True)
 
 
 def customer_snapshot(customer: Customer) -> dict:

@@ -1,9 +1,15 @@
 """Request parsing and response shapes of the customers API; no logic beyond types and lengths."""
 
+import time
+
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from brokage.auth import Role
+from brokage.authentication import principal_claims
 
 
 class StrictSerializer(serializers.Serializer):
@@ -17,13 +23,37 @@ class StrictSerializer(serializers.Serializer):
 
 
 class TokenObtainWithRoleSerializer(TokenObtainPairSerializer):
-    """The JWT pair, with the signed-in person's role as a claim (clients show or hide admin tools)."""
+    """The JWT pair, with the signed-in person's role (clients show or hide admin tools) and the rest of
+    the principal claims the API authenticates by (`brokage.authentication`)."""
 
-    @classmethod
-    def get_token(cls, user):
+    def validate(self, attrs):
+        self.read_at = time.time()  # before the user is read: see `principal_claims`
+        return super().validate(attrs)
+
+    def get_token(self, user):
         token = super().get_token(user)
-        token["role"] = user.effective_role
+        for name, value in principal_claims(user, read_at=self.read_at).items():
+            token[name] = value
         return token
+
+
+class TokenRefreshWithClaimsSerializer(TokenRefreshSerializer):
+    """A new access token whose principal claims are read afresh rather than copied from the refresh
+    token, so a role, tier or activation change since sign-in reaches it."""
+
+    default_error_messages = {"no_active_account": "No active account found for the given token."}
+
+    def validate(self, attrs):
+        read_at = time.time()
+        refresh = self.token_class(attrs["refresh"])
+        user_id = refresh.payload.get(jwt_settings.USER_ID_CLAIM)
+        user = get_user_model().objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first() if user_id else None
+        if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
+            raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+        access = refresh.access_token
+        for name, value in principal_claims(user, read_at=read_at).items():
+            access[name] = value
+        return {"access": str(access)}
 
 
 class TokenPairOutput(serializers.Serializer):

@@ -1,7 +1,6 @@
 """The customers API; every path works with and without a trailing slash."""
 
 from django.urls import re_path
-from rest_framework_simplejwt.views import TokenRefreshView
 
 from customers.api import views
 
@@ -9,7 +8,7 @@ ID = r"[0-9]+"
 
 urlpatterns = [
     re_path(r"^api/auth/token/?$", views.TokenObtainView.as_view(), name="auth-token"),
-    re_path(r"^api/auth/token/refresh/?$", TokenRefreshView.as_view(), name="auth-token-refresh"),
+    re_path(r"^api/auth/token/refresh/?$", views.TokenRefreshWithClaimsView.as_view(), name="auth-token-refresh"),
     re_path(r"^api/customers/?$", views.CustomerListCreateView.as_view(), name="customer-list"),
     re_path(r"^api/customers/me/?$", views.CustomerMeView.as_view(), name="customer-me"),
     re_path(rf"^api/customers/(?P<customer_id>{ID})/?$", views.CustomerDetailView.as_view(), name="customer-detail"),

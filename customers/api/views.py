@@ -6,7 +6,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.views import TokenObtainPairView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from brokage.auth import IsAdminRole, principal_of
 from brokage.errors import PermissionDenied
@@ -21,6 +21,7 @@ from customers.api.serializers import (
     TierOutput,
     TokenObtainWithRoleSerializer,
     TokenPairOutput,
+    TokenRefreshWithClaimsSerializer,
 )
 
 TAGS = ["customers"]
@@ -38,6 +39,13 @@ class TokenObtainView(TokenObtainPairView):
     """`{username, password}` -> `{access, refresh}`; inactive customers get 401."""
 
     serializer_class = TokenObtainWithRoleSerializer
+
+
+@extend_schema_view(post=extend_schema(tags=["auth"]))
+class TokenRefreshWithClaimsView(TokenRefreshView):
+    """`{refresh}` -> `{access}` with the person's current role and tier; inactive people get 401."""
+
+    serializer_class = TokenRefreshWithClaimsSerializer
 
 
 class CustomerListCreateView(GenericAPIView):

@@ -1,0 +1,121 @@
+"""How an API request proves who it is: a JWT bearer token whose claims say who and what.
+
+The access token carries the principal's role and tier rate limit as claims, stamped when it was
+issued (`principal_claims`), so authenticating a request reads no database: the per-request user
+lookup was one query on the customers database for every API call. What could make those claims
+wrong is a later change of the person's `active` flag, role or tier; the customers context reports
+each such change with `principal_changed`, and a token whose claims are older than the person's
+last change is authenticated the old way, by reading the user (inactive: 401; otherwise its current
+role and tier apply). So a deactivation, a demotion or a tier change still takes effect on the very
+next request, and clients never see the difference.
+
+Trade-offs, knowingly taken:
+- one Redis GET per request instead of one PostgreSQL query (the marker of the person's last change);
+- a change to a tier's definition (its `rate_limit`) reaches the tokens issued after it only, i.e.
+  within `SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]`: a rate limit is not an access boundary;
+- when Redis cannot be read, requests fall back to reading the user (slower, still correct);
+- a marker lives in Redis for one token lifetime (plus slack). A Redis that loses it (a restart
+  without persistence) would let a token stamped before the change act on its old claims until it
+  expires. `principal_changed` runs inside the change's transaction too, so a change is refused
+  rather than made without its marker when Redis is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from redis.exceptions import RedisError
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+
+from brokage.auth import Role, principal_of
+from brokage.redis import get_redis
+
+logger = logging.getLogger(__name__)
+
+ROLE_CLAIM = "role"
+RATE_LIMIT_CLAIM = "rate_limit"
+# When the user row the claims come from was read (Unix time, float), compared with the last change.
+CLAIMS_AT_CLAIM = "claims_at"
+PRINCIPAL_CLAIMS = (ROLE_CLAIM, RATE_LIMIT_CLAIM, CLAIMS_AT_CLAIM)
+CHANGED_KEY = "brokage:auth:principal-changed:{user_id}"
+# A marker outlives every access token stamped before it, plus this much clock skew between hosts.
+CHANGED_SLACK_SECONDS = 300
+
+
+def principal_claims(user, *, read_at: float) -> dict:
+    """The claims that let the API authenticate a token without reading `user` again.
+
+    `read_at` must be taken before `user` was read, so a change that commits while the token is
+    being issued is never missed.
+    """
+    return {
+        ROLE_CLAIM: principal_of(user).role,
+        RATE_LIMIT_CLAIM: int(user.rate_limit_per_minute),
+        CLAIMS_AT_CLAIM: read_at,
+    }
+
+
+def principal_changed(user_id: int) -> None:
+    """From now on, tokens of `user_id` stamped before now are checked against the user row (its
+    `active` flag, role or tier changed). Raises RedisError when the marker cannot be written."""
+    lifetime = int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
+    get_redis().set(CHANGED_KEY.format(user_id=user_id), repr(time.time()), ex=lifetime + CHANGED_SLACK_SECONDS)
+
+
+class TokenPrincipal:
+    """`request.user` of a request authenticated by its token's claims: an id, a role, a rate limit."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True  # tokens are issued to active people only; a deactivation marks the claims stale
+
+    def __init__(self, user_id: int, role: str, rate_limit_per_minute: int) -> None:
+        self.pk = self.id = user_id
+        self.role = role
+        self.rate_limit_per_minute = rate_limit_per_minute
+
+    @property
+    def is_superuser(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def __str__(self) -> str:
+        return f"user {self.pk} ({self.role})"
+
+
+class PrincipalTokenAuthentication(JWTAuthentication):
+    """JWT bearer authentication that trusts the token's principal claims unless the person changed
+    after they were stamped. Tokens without those claims (e.g. made by simplejwt's
+    `RefreshToken.for_user`) are authenticated by reading the user, as simplejwt does."""
+
+    def get_user(self, validated_token):
+        if not all(claim in validated_token for claim in PRINCIPAL_CLAIMS):
+            return super().get_user(validated_token)
+        try:
+            user_id = int(validated_token[jwt_settings.USER_ID_CLAIM])
+            role = Role(validated_token[ROLE_CLAIM])
+            rate_limit = int(validated_token[RATE_LIMIT_CLAIM])
+            claims_at = float(validated_token[CLAIMS_AT_CLAIM])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidToken("Token contained malformed principal claims.") from None
+        try:
+            changed_at = get_redis().get(CHANGED_KEY.format(user_id=user_id))
+        except RedisError:
+            logger.warning("principal change markers unreadable: reading the user", exc_info=True)
+            return super().get_user(validated_token)
+        if changed_at is not None and float(changed_at) >= claims_at:
+            return super().get_user(validated_token)  # stamped before the last change: the user row decides
+        return TokenPrincipal(user_id, role, rate_limit)
+
+
+class PrincipalTokenScheme(SimpleJWTScheme):
+    """The OpenAPI security scheme: the same bearer JWT as simplejwt's (`jwtAuth`)."""
+
+    target_class = PrincipalTokenAuthentication
