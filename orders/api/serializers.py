@@ -20,7 +20,16 @@ from orders.models import ASSET_NAME_MAX_LENGTH, DECIMAL_MAX_DIGITS, DECIMAL_PLA
 MAX_BIGINT = 2**63 - 1
 
 
+# Render the values exactly as the fields OrderSerializer declares (DRF's defaults) would.
+_AMOUNT = serializers.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES, read_only=True)
+_MOMENT = serializers.DateTimeField(read_only=True)
+
+
 class OrderSerializer(serializers.ModelSerializer):
+    """An order as the API shows it. The fields declare the shape (and the OpenAPI schema);
+    `to_representation` is written out because DRF's generic one, which builds and walks a field
+    per column for every order, cost ~0.1 ms per order, most of a listing page's CPU."""
+
     size = serializers.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES, read_only=True)
     price = serializers.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES, read_only=True)
 
@@ -41,6 +50,23 @@ class OrderSerializer(serializers.ModelSerializer):
             "version",
         ]
         read_only_fields = fields
+
+    def to_representation(self, order: Order) -> dict:
+        rejection_reason = order.rejection_reason
+        return {
+            "id": str(order.id),
+            "client_order_id": str(order.client_order_id),
+            "customer_id": int(order.customer_id),
+            "asset_name": str(order.asset_name),
+            "order_side": str(order.order_side),
+            "size": _AMOUNT.to_representation(order.size),
+            "price": _AMOUNT.to_representation(order.price),
+            "status": str(order.status),
+            "rejection_reason": None if rejection_reason is None else str(rejection_reason),
+            "created_at": _MOMENT.to_representation(order.created_at),
+            "updated_at": _MOMENT.to_representation(order.updated_at),
+            "version": int(order.version),
+        }
 
 
 @extend_schema_field(OpenApiTypes.DECIMAL)

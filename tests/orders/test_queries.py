@@ -1,10 +1,16 @@
 """GET /api/orders and /api/orders/{id}: filters, dates, pagination, scope."""
 
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
 
-from orders.models import OrderStatus
+from orders.api.serializers import OrderSerializer
+from orders.models import Order, OrderSide, OrderStatus
 from tests.orders.factories import OrderFactory
 
 
@@ -136,3 +142,41 @@ def test_the_api_is_documented(client_for, people):
 @pytest.mark.parametrize("query", ["page_size=x", "page_size=-1", "page=abc", "page=999", "page=0"])
 def test_odd_pagination_is_never_a_server_error(people, client_for, book, query):
     assert client_for(people.customer).get(f"/api/orders?{query}").status_code in {200, 400, 404}
+
+
+def _count_queries(client, path):
+    with CaptureQueriesContext(connections["orders"]) as queries:
+        response = client.get(path)
+    assert response.status_code == 200, response.content
+    return response.json(), [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+
+
+def test_the_last_page_is_counted_without_a_count_query(people, client_for):
+    for _ in range(7):
+        OrderFactory(customer_id=people.customer.pk)
+    client = client_for(people.customer)
+
+    only, counts = _count_queries(client, "/api/orders")
+    assert (only["count"], len(only["results"]), only["next"], counts) == (7, 7, None, [])
+    last, counts = _count_queries(client, "/api/orders?page_size=3&page=3")
+    assert (last["count"], len(last["results"]), last["next"], counts) == (7, 1, None, [])
+    assert "page=2" in last["previous"]
+    full, counts = _count_queries(client, "/api/orders?page_size=7")
+    assert (full["count"], full["next"], len(counts)) == (7, None, 1)  # a full page may have a successor
+    middle, _counts = _count_queries(client, "/api/orders?page_size=3&page=2")
+    assert (middle["count"], "page=3" in middle["next"]) == (7, True)
+    empty, counts = _count_queries(client, f"/api/orders?customer_id={people.customer.pk}&status=REJECTED")
+    assert (empty["count"], empty["results"], counts) == (0, [], [])
+    assert client.get("/api/orders?page_size=3&page=4").status_code == 404
+    assert client.get(f"/api/orders?page={10**30}").status_code == 404
+
+
+def test_an_order_renders_as_the_generic_serializer_would(people):
+    rejected = OrderFactory(
+        status=OrderStatus.REJECTED, rejection_reason="Not enough TRY", size=Decimal("0.00000001"), price=Decimal("7")
+    )
+    fresh = OrderFactory(order_side=OrderSide.SELL, status=OrderStatus.CREATED, price=Decimal("123456789012.5"))
+    for order in (rejected, fresh, Order.objects.get(pk=rejected.pk), Order.objects.get(pk=fresh.pk)):
+        serializer = OrderSerializer(order)
+        generic = serializers.ModelSerializer.to_representation(serializer, order)
+        assert json.dumps(serializer.data) == json.dumps(generic)
