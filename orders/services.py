@@ -199,26 +199,24 @@ def order_create(
     if not can_act_for(actor, fields["customer_id"], BrokerAssignmentReplica):
         raise PermissionDenied("You may not place orders for this customer.")
     _check_customer_may_trade(fields["customer_id"])
-    with transaction.atomic(using=ALIAS):
+    try:
+        # The unique index on client_order_id is the duplicate check: no SELECT before the insert and
+        # no savepoint around it, so a placement is BEGIN, two INSERTs and COMMIT.
+        with transaction.atomic(using=ALIAS):
+            order = Order.objects.using(ALIAS).create(status=OrderStatus.CREATED, **fields)
+            outbox_write(
+                events.CONTEXT,
+                events.ORDER_CREATED,
+                aggregate_type=AGGREGATE_TYPE,
+                aggregate_id=order.id,
+                payload=order_snapshot(order, old_status=None),
+                actor_id=actor.user_id,
+            )
+    except IntegrityError:
         existing = Order.objects.using(ALIAS).filter(client_order_id=fields["client_order_id"]).first()
-        if existing is not None:
-            raise _duplicate(existing, actor)
-        try:
-            with transaction.atomic(using=ALIAS):
-                order = Order.objects.using(ALIAS).create(status=OrderStatus.CREATED, **fields)
-        except IntegrityError:  # the same client_order_id committed a moment ago
-            existing = Order.objects.using(ALIAS).filter(client_order_id=fields["client_order_id"]).first()
-            if existing is None:
-                raise
-            raise _duplicate(existing, actor)
-        outbox_write(
-            events.CONTEXT,
-            events.ORDER_CREATED,
-            aggregate_type=AGGREGATE_TYPE,
-            aggregate_id=order.id,
-            payload=order_snapshot(order, old_status=None),
-            actor_id=actor.user_id,
-        )
+        if existing is None:
+            raise
+        raise _duplicate(existing, actor) from None
     return order
 
 

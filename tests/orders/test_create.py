@@ -76,6 +76,13 @@ def test_the_order_moves_on_once_its_own_order_created_is_published(people, clie
     assert (first["old_status"], first["new_status"]) == ("CREATED", "PENDING_RESERVATION")
 
 
+def test_without_prefer_the_answer_is_the_order_as_created(people, client_for):
+    body = post(client_for(people.customer), VALID).json()
+
+    assert (body["status"], body["version"]) == ("CREATED", 0)
+    assert Order.objects.get(pk=body["id"]).status != OrderStatus.CREATED  # the saga moved on meanwhile
+
+
 def test_an_admin_and_an_assigned_broker_place_orders_for_a_customer(people, client_for):
     for actor in (people.admin, people.broker):
         response = post(client_for(actor), {**VALID, "customer_id": people.customer.pk})
@@ -217,6 +224,17 @@ def test_a_duplicate_client_order_id_is_409_with_the_existing_order(people, clie
     assert again.status_code == 409
     assert again.json()["order_id"] == first["id"]
     assert Order.objects.count() == 1
+
+
+def test_a_duplicate_client_order_id_writes_nothing(people, client_for):
+    client = client_for(people.customer)
+    post(client, {**VALID, "client_order_id": "my-order-2"})
+
+    assert post(client, {**VALID, "client_order_id": "my-order-2"}).status_code == 409
+    assert post(client, {**VALID, "client_order_id": "my-order-3"}).status_code == 201  # the connection is fine
+
+    assert Order.objects.count() == 2
+    assert OutboxEvent.objects.filter(event_type="OrderCreated").count() == 2
 
 
 def test_a_duplicate_client_order_id_of_someone_else_does_not_reveal_their_order(people, client_for):
