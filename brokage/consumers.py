@@ -25,7 +25,8 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, router, transaction
+from django.db import DatabaseError, close_old_connections, connections, router, transaction
+from django.utils import timezone
 
 from brokage.bus import decode, get_bus
 from brokage.events import (
@@ -95,25 +96,44 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
     """Apply `effect` and record `event` as processed in one transaction; skip a duplicate.
 
     The effect runs first and its marker (with the JSON-able result `effect` may return) is
-    inserted after it, in the same transaction: one insert per event. A duplicate — already
-    committed, or committed by a concurrent consumer while this one worked — fails that insert on
-    the primary key, and the effect is rolled back with it. Returns whether the effect ran.
+    inserted after it with `ON CONFLICT DO NOTHING`, in the same transaction. A duplicate — already
+    committed, or committed by a concurrent consumer while this one worked — inserts nothing, and
+    the effect is rolled back. Returns whether the effect ran.
     """
     alias = router.db_for_write(processed_model)
-    event_id = uuid.UUID(event["event_id"])
     try:
         with transaction.atomic(using=alias):
             result = effect()
-            try:
-                with transaction.atomic(using=alias):
-                    processed_model.objects.using(alias).create(
-                        event_id=event_id, event_type=event["event_type"], result=result
-                    )
-            except IntegrityError:
-                raise _AlreadyProcessed from None
+            if not _marker_insert(processed_model, alias, event, result):
+                raise _AlreadyProcessed
     except _AlreadyProcessed:
         return False
     return True
+
+
+def _marker_insert(processed_model: type[ProcessedEventBase], alias: str, event: dict, result: object) -> bool:
+    """INSERT … ON CONFLICT (event_id) DO NOTHING; whether the row is new. No savepoint needed."""
+    connection = connections[alias]
+    meta = processed_model._meta
+    values = {
+        "event_id": uuid.UUID(event["event_id"]),
+        "event_type": event["event_type"],
+        "processed_at": timezone.now(),
+        "result": result,
+    }
+    columns, params = [], []
+    for name, value in values.items():
+        field = meta.get_field(name)
+        columns.append(connection.ops.quote_name(field.column))
+        params.append(field.get_db_prep_save(value, connection))
+    placeholders = ", ".join(["%s"] * len(columns))
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({placeholders}) ON CONFLICT ({columns[0]}) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 # --- Delivery ------------------------------------------------------------------------------------------
@@ -127,13 +147,11 @@ def context_alias(context: str) -> str | None:
     return None
 
 
-def deliver(
-    context: str, topic: str, raw: bytes, bus, *, savepoint_on: str | None = None, deferred: dict | None = None
-) -> bool:
+def deliver(context: str, topic: str, raw: bytes, bus, *, in_batch: bool = False, deferred: dict | None = None) -> bool:
     """Run `context`'s handlers for one message; never raises. Returns False if it went to the DLQ.
 
-    `savepoint_on`: the alias of a batch transaction around this call; each handler attempt then
-    runs in a savepoint of it, so a failing handler leaves the rest of the batch untouched.
+    `in_batch`: a batch transaction is open around this call (see `KafkaConsumerRunner`); handlers
+    keep their effects in their own savepoints (`handle_once`), and a database error ends the batch.
     `deferred`: where batch handlers' messages are collected ({handler: [(topic, raw, envelope)]})
     for the caller to run them once per poll; without it they run at once with this message alone.
     """
@@ -151,7 +169,7 @@ def deliver(
             if deferred is not None and getattr(handler, "batch", False):
                 deferred.setdefault(handler, []).append((topic, raw, envelope))
                 continue
-            error = _run_with_retries(handler, envelope, savepoint_on)
+            error = _run_with_retries(handler, envelope, in_batch)
             if error is not None:
                 _dead_letter(context, topic, raw, envelope, error, bus)
                 return False
@@ -181,18 +199,21 @@ def _dead_letter(context: str, topic: str, raw: bytes, envelope: dict, error: st
     bus.send_dead_letter(dlq_topic_for(topic), raw, error, group_id_for(context))
 
 
-def _run_with_retries(handler: Handler, envelope: dict, savepoint_on: str | None = None) -> str | None:
+def _run_with_retries(handler: Handler, envelope: dict, in_batch: bool = False) -> str | None:
+    """Run `handler`, retrying failures; returns the last error, or None once it succeeded.
+
+    In a batch transaction a database error is not retried here: it may have left the whole
+    transaction unusable, so it propagates and the consumer redoes the batch message by message.
+    """
     attempts = max(1, settings.CONSUMER_MAX_ATTEMPTS)
     argument = [envelope] if getattr(handler, "batch", False) else envelope
     for attempt in range(1, attempts + 1):
         try:
-            if savepoint_on is None:
-                handler(argument)
-            else:
-                with transaction.atomic(using=savepoint_on):
-                    handler(argument)
+            handler(argument)
             return None
         except Exception as exc:  # any failure is retried, then dead-lettered
+            if in_batch and isinstance(exc, DatabaseError):
+                raise
             if attempt == attempts:
                 return f"{handler.__module__}.{handler.__name__}: {type(exc).__name__}: {exc}"
             logger.warning("handler failed, retrying", extra={"attempt": attempt, "error": str(exc)})
@@ -233,7 +254,7 @@ class KafkaConsumerRunner:
     """Consumes one context's topics; offsets are committed only after the handlers' commits.
 
     A poll takes what is waiting (up to `batch_size`) as soon as one message is there, and a
-    relational context handles the whole batch in one transaction (a savepoint per handler), so a
+    relational context handles the whole batch in one transaction (each effect in its handle_once savepoint), so a
     burst costs one commit instead of one per message. If that transaction fails as a whole, the
     batch is handled again one message at a time; the processed-events markers rolled back with it,
     so nothing is applied twice.
@@ -294,7 +315,7 @@ class KafkaConsumerRunner:
             try:
                 with transaction.atomic(using=alias):
                     for message in messages:
-                        deliver(self.context, message.topic(), message.value(), bus, savepoint_on=alias)
+                        deliver(self.context, message.topic(), message.value(), bus, in_batch=True)
                 return
             except DatabaseError:
                 logger.warning("batch transaction failed; handling its messages one at a time", exc_info=True)
