@@ -5,9 +5,11 @@ Validation of the order itself lives in `orders.services.order_create`; these on
 
 from __future__ import annotations
 
+import decimal
 import re
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -22,7 +24,16 @@ MAX_BIGINT = 2**63 - 1
 
 # Render the values exactly as the fields OrderSerializer declares (DRF's defaults) would.
 _AMOUNT = serializers.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES, read_only=True)
+_AMOUNT_STEP = Decimal(1).scaleb(-DECIMAL_PLACES)
+_AMOUNT_CONTEXT = decimal.Context(prec=DECIMAL_MAX_DIGITS)
 _MOMENT = serializers.DateTimeField(read_only=True)
+
+
+def _amount(value: Decimal) -> str:
+    """What `_AMOUNT` renders (quantized to the scale, fixed-point text), without its per-call setup."""
+    if not isinstance(value, Decimal):
+        return _AMOUNT.to_representation(value)
+    return f"{value.quantize(_AMOUNT_STEP, context=_AMOUNT_CONTEXT):f}"
 
 
 class OrderSerializer(serializers.ModelSerializer):
@@ -59,14 +70,25 @@ class OrderSerializer(serializers.ModelSerializer):
             "customer_id": int(order.customer_id),
             "asset_name": str(order.asset_name),
             "order_side": str(order.order_side),
-            "size": _AMOUNT.to_representation(order.size),
-            "price": _AMOUNT.to_representation(order.price),
+            "size": _amount(order.size),
+            "price": _amount(order.price),
             "status": str(order.status),
             "rejection_reason": None if rejection_reason is None else str(rejection_reason),
-            "created_at": _MOMENT.to_representation(order.created_at),
-            "updated_at": _MOMENT.to_representation(order.updated_at),
+            "created_at": self._moment(order.created_at),
+            "updated_at": self._moment(order.updated_at),
             "version": int(order.version),
         }
+
+    @cached_property
+    def _time_zone(self):
+        return timezone.get_current_timezone()  # ~30 µs a call: once per serializer, not per value
+
+    def _moment(self, value: datetime) -> str:
+        """ISO 8601 in the current time zone, "Z" for UTC: what DRF's DateTimeField renders."""
+        if timezone.is_naive(value):
+            return _MOMENT.to_representation(value)
+        text = value.astimezone(self._time_zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 @extend_schema_field(OpenApiTypes.DECIMAL)

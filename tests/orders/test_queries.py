@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework import serializers
 
 from orders.api.serializers import OrderSerializer
@@ -176,7 +177,9 @@ def test_an_order_renders_as_the_generic_serializer_would(people):
         status=OrderStatus.REJECTED, rejection_reason="Not enough TRY", size=Decimal("0.00000001"), price=Decimal("7")
     )
     fresh = OrderFactory(order_side=OrderSide.SELL, status=OrderStatus.CREATED, price=Decimal("123456789012.5"))
-    for order in (rejected, fresh, Order.objects.get(pk=rejected.pk), Order.objects.get(pk=fresh.pk)):
-        serializer = OrderSerializer(order)
-        generic = serializers.ModelSerializer.to_representation(serializer, order)
-        assert json.dumps(serializer.data) == json.dumps(generic)
+    for zone in ("UTC", "Europe/Istanbul"):
+        with timezone.override(zone):
+            for order in (rejected, fresh, Order.objects.get(pk=rejected.pk), Order.objects.get(pk=fresh.pk)):
+                serializer = OrderSerializer(order)
+                generic = serializers.ModelSerializer.to_representation(OrderSerializer(order), order)
+                assert json.dumps(serializer.data) == json.dumps(generic)
