@@ -6,7 +6,9 @@ from io import StringIO
 from django.core.management import call_command
 from django.utils import timezone
 
+from brokage.events import validate_envelope
 from orders.models import OPEN_STATUSES, Order, OrderStatus, OutboxEvent
+from orders.services import order_snapshot
 from tests.orders.factories import OrderFactory
 
 S = OrderStatus
@@ -96,3 +98,37 @@ def test_dry_run_changes_nothing():
     assert _status(ancient) == S.ARCHIVED
     assert not OutboxEvent.objects.using("orders").filter(event_type="OrderStatusChanged").exists()
     assert "would archive 3 (MATCHED=1, CANCELED=1, REJECTED=1), would delete 1" in summary
+
+
+def _aged(statuses, days: int) -> list:
+    orders = [OrderFactory(status=status) for status in statuses]
+    Order.objects.using("orders").filter(pk__in=[o.pk for o in orders]).update(
+        updated_at=timezone.now() - timedelta(days=days)
+    )
+    return orders
+
+
+def test_every_archived_order_gets_one_valid_event_carrying_its_snapshot():
+    due = _aged([S.MATCHED, S.CANCELED, S.REJECTED] * 7, days=100)
+    recent = _aged([S.MATCHED, S.CANCELED], days=10)
+
+    summary = _run(0, "--batch-size", "4")
+
+    assert "archived 21 (MATCHED=7, CANCELED=7, REJECTED=7), deleted 0" in summary
+    rows = {
+        row.aggregate_id: row for row in OutboxEvent.objects.using("orders").filter(event_type="OrderStatusChanged")
+    }
+    assert set(rows) == {str(order.pk) for order in due}
+    for order in due:
+        archived = Order.objects.using("orders").get(pk=order.pk)
+        assert archived.status == S.ARCHIVED
+        assert archived.version == order.version + 1
+        row = rows[str(order.pk)]
+        envelope = row.payload
+        validate_envelope(envelope)
+        assert envelope["event_id"] == str(row.id)
+        assert envelope["aggregate_type"] == "Order"
+        assert envelope["aggregate_id"] == str(order.pk)
+        assert envelope["payload"] == order_snapshot(archived, old_status=order.status)
+    for order in recent:
+        assert _status(order) == order.status

@@ -6,19 +6,16 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
-from brokage.errors import ConflictError
 from orders.models import OrderStatus
 from orders.services import (
     ARCHIVE_AFTER_DAYS,
     DEFAULT_ARCHIVE_BATCH_SIZE,
     DEFAULT_ARCHIVE_RETENTION_DAYS,
-    orders_archive_batch,
+    orders_archive,
     orders_archive_cutoffs,
-    orders_archive_due_count,
-    orders_archived_delete_batch,
+    orders_archive_due_counts,
+    orders_archived_delete,
 )
-
-CONFLICT_RETRIES = 5
 
 
 def parse_as_of(value: str) -> datetime:
@@ -71,15 +68,13 @@ class Command(BaseCommand):
             raise CommandError("--retention-days must not be negative.")
         as_of = as_of or timezone.now()
         cutoffs = orders_archive_cutoffs(as_of=as_of, retention_days=retention_days)
-        due = {status: orders_archive_due_count(status=status, cutoff=cutoff) for status, cutoff in cutoffs.items()}
+        due = orders_archive_due_counts(cutoffs=cutoffs)
         archivable = {status: due[status] for status in ARCHIVE_AFTER_DAYS}
         to_delete = due[OrderStatus.ARCHIVED]
         if dry_run:
             self.stdout.write(self._summary("would archive", archivable, "would delete", to_delete, as_of))
             return
 
-        archived = dict.fromkeys(ARCHIVE_AFTER_DAYS, 0)
-        deleted = 0
         bar = tqdm(
             total=sum(archivable.values()) + to_delete,
             desc="archive_orders",
@@ -87,30 +82,27 @@ class Command(BaseCommand):
             file=sys.stderr,
             disable=True if no_progress else None,
         )
+        deleted: dict[str, int] = {}
+        archived: dict[str, int] = {}
         with bar:
             # Delete first, so orders archived by this very run are not counted against the retention.
-            while count := self._batch(
-                orders_archived_delete_batch, cutoff=cutoffs[OrderStatus.ARCHIVED], batch_size=batch_size
-            ):
-                deleted += count
-                bar.update(count)
-            for status in ARCHIVE_AFTER_DAYS:
-                while count := self._batch(
-                    orders_archive_batch, old_status=status, cutoff=cutoffs[status], batch_size=batch_size
-                ):
-                    archived[status] += count
-                    bar.update(count)
-        self.stdout.write(self._summary("archived", archived, "deleted", deleted, as_of))
+            # A pass with nothing due is skipped: on a large table even finding nothing reads all of it.
+            if to_delete:
+                batches = orders_archived_delete(cutoff=cutoffs[OrderStatus.ARCHIVED], batch_size=batch_size)
+                deleted = self._tally(batches, bar)
+            if any(archivable.values()):
+                archived = self._tally(orders_archive(cutoffs=cutoffs, batch_size=batch_size), bar)
+        by_status = {status: archived.get(status, 0) for status in ARCHIVE_AFTER_DAYS}
+        self.stdout.write(self._summary("archived", by_status, "deleted", deleted.get(OrderStatus.ARCHIVED, 0), as_of))
 
     @staticmethod
-    def _batch(operation, **kwargs) -> int:
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                return operation(**kwargs)
-            except ConflictError:
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
-        return 0
+    def _tally(batches, bar) -> dict[str, int]:
+        done: dict[str, int] = {}
+        for batch in batches:
+            for status, count in batch.counts.items():
+                done[status] = done.get(status, 0) + count
+            bar.update(batch.total)
+        return done
 
     @staticmethod
     def _summary(archived_verb: str, archived: dict, deleted_verb: str, deleted: int, as_of) -> str:
