@@ -221,7 +221,13 @@ def archival(env: dict, eligible: int) -> dict:
     pg.psql("postgres", f"DROP DATABASE IF EXISTS {ARCHIVE_DATABASE} WITH (FORCE)")
     pg.psql("postgres", f"CREATE DATABASE {ARCHIVE_DATABASE}")
     try:
-        scratch_env = {**env, "DATABASE_URL_ORDERS": pg.url(ARCHIVE_DATABASE)}
+        # The scratch copy's outbox must never reach the real topics: no relay, and a topic prefix of its own.
+        scratch_env = {
+            **env,
+            "DATABASE_URL_ORDERS": pg.url(ARCHIVE_DATABASE),
+            "BROKAGE_OUTBOX_RELAY_MODE": "off",
+            "BROKAGE_KAFKA_TOPIC_PREFIX": "bench-scratch.",
+        }
         manage(scratch_env, "migrate", "--database", "orders", "--no-input")
         # Eligible today: MATCHED / CANCELED older than 90 days, REJECTED older than 30 days.
         fill_started = time.monotonic()

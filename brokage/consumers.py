@@ -277,6 +277,7 @@ class KafkaConsumerRunner:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 10,
+                "socket.nagle.disable": True,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
             }

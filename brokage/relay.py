@@ -17,6 +17,7 @@ Wake-ups: `relay_wake` runs after the writing transaction commits, in one of thr
   next. This is what keeps the saga's eight hops in tens of milliseconds.
 - `OUTBOX_RELAY_MODE = "celery"`: a Redis flag makes one queued Celery task per context absorb a
   burst of commits, for deployments that want publishing out of the web processes.
+- `OUTBOX_RELAY_MODE = "off"`: no wake-up at all; the beat publishes (bulk jobs on scratch copies).
 
 In every mode the beat's `relay_all` is the safety net for wake-ups lost to a crash. On
 PostgreSQL a pass holds a transaction-scoped advisory lock per context, so passes of one context
@@ -219,6 +220,8 @@ def _wake_now(context: str) -> None:
     if settings.OUTBOX_RELAY_MODE == "thread":
         _relay_thread.wake(context)
         return
+    if settings.OUTBOX_RELAY_MODE == "off":
+        return  # only the beat's relay_all publishes (e.g. a bulk job on a scratch copy)
     from brokage.redis import get_redis
 
     try:

@@ -193,7 +193,7 @@ OUTBOX_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_OUTBOX_MAX_ATTEMPTS", "20"))
 # How long one relay pass waits for Kafka to acknowledge a batch before counting a failed attempt.
 OUTBOX_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_DELIVERY_TIMEOUT", "5"))
 # Who publishes after a commit: "thread" (a relay thread in the writing process; dev and prod) or
-# "celery" (a queued task per context). The beat's relay_all is the safety net for both.
+# "celery" (a queued task per context) or "off" (the beat alone). The beat's relay_all is the safety net.
 OUTBOX_RELAY_MODE = os.environ.get("BROKAGE_OUTBOX_RELAY_MODE", "thread" if USES_REAL_SERVICES else "celery")
 # How often a consumer retries a failing handler before sending the message to `<topic>.dlq`.
 CONSUMER_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_CONSUMER_MAX_ATTEMPTS", "3"))
