@@ -1,6 +1,9 @@
 """API requests are authenticated from the access token's claims, without reading the user table,
 yet a deactivation, a role change or a tier change still applies from the very next request."""
 
+import time
+from datetime import timedelta
+
 import jwt
 import pytest
 from django.db import connections
@@ -131,3 +134,28 @@ def test_a_token_with_malformed_claims_is_401(customer, bad):
     client = client_for()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert client.get("/api/orders").status_code == 401
+
+
+def test_a_verified_token_is_still_refused_once_it_expires(customer):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(customer)
+    token.set_exp(lifetime=timedelta(seconds=1))
+    for name, value in authentication.principal_claims(customer, read_at=time.time()).items():
+        token[name] = value
+    client = client_for()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert client.get("/api/orders").status_code == 200
+    assert client.get("/api/orders").status_code == 200  # verified once, then known
+    time.sleep(1.1)
+    assert client.get("/api/orders").status_code == 401
+
+
+def test_a_token_with_a_forged_signature_is_401_even_after_the_real_one_was_used(customer):
+    client, pair = signed_in(customer)
+    assert client.get("/api/orders").status_code == 200
+    header, payload, signature = pair["access"].split(".")
+    forged = client_for()
+    forged.credentials(HTTP_AUTHORIZATION=f"Bearer {header}.{payload}.{signature[:-4]}AAAA")
+    assert forged.get("/api/orders").status_code == 401
