@@ -40,23 +40,27 @@ def order_list(
 
     `start`/`end` accept dates or date-times; an `end` date includes that whole day.
     """
-    orders = _orders_in_scope(actor)
+    # One filter() with every condition: each chained filter() cloned the whole query again.
+    conditions: dict[str, object] = {}
+    scope = customer_scope(actor, BrokerAssignmentReplica)
+    if scope is not None:
+        conditions["customer_id__in"] = scope
     if customer_id is not None:
-        orders = orders.filter(customer_id=customer_id)
+        conditions["customer_id"] = customer_id
     if start is not None:
-        orders = orders.filter(created_at__gte=start if isinstance(start, datetime) else _start_of(start))
+        conditions["created_at__gte"] = start if isinstance(start, datetime) else _start_of(start)
     if end is not None:
         if isinstance(end, datetime):
-            orders = orders.filter(created_at__lte=end)
+            conditions["created_at__lte"] = end
         else:
-            orders = orders.filter(created_at__lt=_start_of(end + timedelta(days=1)))
+            conditions["created_at__lt"] = _start_of(end + timedelta(days=1))
     if status is not None:
-        orders = orders.filter(status=status)
+        conditions["status"] = status
     if asset_name is not None:
-        orders = orders.filter(asset_name=asset_name)
+        conditions["asset_name"] = asset_name
     if order_side is not None:
-        orders = orders.filter(order_side=order_side)
-    return orders.order_by("-created_at", "-id")
+        conditions["order_side"] = order_side
+    return Order.objects.using(ALIAS).filter(**conditions).order_by("-created_at", "-id")
 
 
 def order_get(*, actor: Principal, order_id: str | uuid.UUID) -> Order:
