@@ -143,6 +143,49 @@ def wait_settled(order_ids: list[str], timeout: float) -> tuple[dict, float]:
         time.sleep(1)
 
 
+def consumer_lag(contexts: list[str]) -> dict[str, int]:
+    """Messages each context's consumer group has not handled yet, over the topics it subscribes to."""
+    from confluent_kafka import Consumer, TopicPartition
+    from django.conf import settings
+
+    from brokage.consumers import group_id_for, topics_for
+
+    lags = {}
+    for context in contexts:
+        consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": group_id_for(context)})
+        try:
+            metadata = consumer.list_topics(timeout=10)
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics_for(context)
+                if topic in metadata.topics
+                for p in metadata.topics[topic].partitions
+            ]
+            lag = 0
+            for tp in consumer.committed(partitions, timeout=10):
+                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                lag += high - (tp.offset if tp.offset >= 0 else low)
+            lags[context] = lag
+        finally:
+            consumer.close()
+    return lags
+
+
+SAGA_CONTEXTS = ["orders", "processor", "assets"]
+
+
+def wait_no_backlog(timeout: float = 900) -> dict:
+    """A backlog left by earlier activity would be measured as this run's: drain it first."""
+    started = time.monotonic()
+    first = consumer_lag(SAGA_CONTEXTS)
+    lag = first
+    while sum(lag.values()) > 0 and time.monotonic() - started < timeout:
+        say(f"waiting for the consumers to drain what was there before the run: {lag}")
+        time.sleep(10)
+        lag = consumer_lag(SAGA_CONTEXTS)
+    return {"at_start": first, "after_wait": lag, "waited_s": time.monotonic() - started}
+
+
 def best_window_rate(times: list[float], window: float) -> tuple[float, float | None]:
     """The most events in any `window` seconds, per second, and where that window starts."""
     times = sorted(times)
@@ -354,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         clients = asyncio.run(load.sign_in(base_url, usernames, BULK_PASSWORD))
         ready_after = asyncio.run(wait_ready(base_url, clients))
         say(f"the saga is live (first ORDER_CONFIRMED after {ready_after:.1f}s)")
+        results["backlog"] = wait_no_backlog()
 
         if "placement" not in args.skip:
             run_placement(args, base_url, clients, results, sampler)
