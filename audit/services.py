@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.documents import AUDIT_LOGS, AUDIT_RETENTION_SECONDS, TELEMETRY, TELEMETRY_RETENTION_SECONDS, audit_database
-from brokage.documents import is_duplicate_key_error, query_time
+from brokage.documents import is_duplicate_key_error, is_timeseries, query_time
 from brokage.events import EventValidationError, event_type_named, topic_for
 
 ORDER_STATUS_FIELDS = {"old_status", "new_status"}
@@ -67,10 +67,12 @@ def audit_logs_record(*, events: list[dict]) -> int:
     """
     collection = audit_database()[AUDIT_LOGS]
     entries = {event["event_id"]: _audit_entry(event) for event in events}
-    # Time-series collections do not enforce a unique `_id`, so look before writing; elsewhere the
-    # `_id` catches a concurrent duplicate too.
-    for seen in collection.find({"_id": {"$in": list(entries)}}, {"_id": 1}):
-        entries.pop(seen["_id"], None)
+    # Time-series collections do not enforce a unique `_id`, so look before writing there. Elsewhere
+    # the `_id` index refuses a replay by itself, and the lookup would cost more than the write
+    # (FerretDB cannot use an index for `$in` on `_id`: it scans the whole collection).
+    if is_timeseries(audit_database(), AUDIT_LOGS):
+        for seen in collection.find({"_id": {"$in": list(entries)}}, {"_id": 1}):
+            entries.pop(seen["_id"], None)
     if not entries:
         return 0
     try:

@@ -185,6 +185,17 @@ def collection_ensure(
     return report
 
 
+_timeseries_known: dict[tuple[int, str, str], bool] = {}
+
+
+def is_timeseries(database, name: str) -> bool:
+    """Whether `name` is a time-series collection (asked once per process and database)."""
+    key = (id(database.client), database.name, name)
+    if key not in _timeseries_known:
+        _timeseries_known[key] = _is_timeseries(database, name)
+    return _timeseries_known[key]
+
+
 def _is_timeseries(database, name: str) -> bool:
     try:
         for info in database.list_collections(filter={"name": name}):
