@@ -8,6 +8,7 @@ A context asks for its own database only: `context_database("notifications")`.
 """
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,8 @@ def is_duplicate_key_error(exc: BaseException) -> bool:
     """A duplicate `_id` or unique key, whichever driver raised it (pymongo, mongomock, montydb)."""
     if getattr(exc, "code", None) == 11000 or type(exc).__name__ == "DuplicateKeyError":
         return True
+    if isinstance(exc, sqlite3.IntegrityError):  # montydb's insert_many lets SQLite's own error through
+        return "UNIQUE constraint failed" in str(exc)
     details = getattr(exc, "details", None) or {}
     errors = details.get("writeErrors", []) if isinstance(details, dict) else []
     return bool(errors) and all(error.get("code") == 11000 for error in errors)
