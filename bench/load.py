@@ -117,9 +117,21 @@ async def open_loop_orders(
     result = LoadResult()
     total = int(rate * seconds)
     rotation = itertools.cycle(clients)
-    async with http_client(base_url, max(64, int(rate * (wait + 1)))) as http:
+    connections = max(64, int(rate * (wait + 1)))
+    # At most `connections` requests in flight: when the server falls behind, an order that cannot
+    # start is counted as refused instead of queueing in the client (httpcore's pool goes
+    # quadratic with thousands of waiting requests, and the generator would eat the CPU it measures).
+    in_flight = asyncio.Semaphore(connections)
+    async with http_client(base_url, connections) as http:
 
         async def one(n: int, client: Client) -> None:
+            if in_flight.locked():
+                result.count("not sent: server behind")
+                return
+            async with in_flight:
+                await send(n, client)
+
+        async def send(n: int, client: Client) -> None:
             body = {**ORDER_BODY, "client_order_id": f"{tag}-{n}"}
             headers = {**client.headers, "Prefer": f"wait={wait}"} if wait else client.headers
             sent, started = time.time(), time.perf_counter()
