@@ -39,7 +39,9 @@ def _isolated_names():
     if INTEGRATION:
         settings.KAFKA_TOPIC_PREFIX = f"test{session}.brokage."
     # Relays run in-line after commit in both tiers; the integration tier's consumers run in threads.
+    # A test that turns eager off means "no relay runs by itself": no relay thread, no Celery task.
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.OUTBOX_RELAY_MODE = "off"
     yield
 
 

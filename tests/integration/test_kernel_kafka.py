@@ -74,6 +74,15 @@ def test_relay_publishes_to_kafka_and_another_context_receives_it(orders_consume
     wait_until(lambda: orders_replica().objects.filter(customer_id=customer.pk).exists(), message="orders replica")
 
 
+@override_settings(CELERY_TASK_ALWAYS_EAGER=False, OUTBOX_RELAY_MODE="thread")
+def test_the_relay_thread_publishes_a_commit_without_any_worker(orders_consumer):
+    customer = make_customer("kafka-thread")  # the dev and prod profiles' wiring: a relay thread in this process
+    row = CustomerOutbox.objects.get(event_type="CustomerCreated", aggregate_id=str(customer.pk))
+    published = lambda: CustomerOutbox.objects.get(pk=row.pk).status == OutboxStatus.PUBLISHED  # noqa: E731
+    wait_until(published, message="published by the thread")
+    wait_until(lambda: orders_replica().objects.filter(customer_id=customer.pk).exists(), message="orders replica")
+
+
 @override_settings(CELERY_TASK_ALWAYS_EAGER=False)
 def test_relay_killed_after_producing_publishes_again_and_the_consumer_keeps_one_effect(orders_consumer):
     customer = make_customer("kafka-bob")  # no relay ran: the row is PENDING
