@@ -65,12 +65,13 @@ def audit_logs_record(*, events: list[dict]) -> int:
 
     Returns how many entries were written.
     """
-    collection = audit_database()[AUDIT_LOGS]
+    database = audit_database()
+    collection = database[AUDIT_LOGS]
     entries = {event["event_id"]: _audit_entry(event) for event in events}
     # Time-series collections do not enforce a unique `_id`, so look before writing there. Elsewhere
     # the `_id` index refuses a replay by itself, and the lookup would cost more than the write
     # (FerretDB cannot use an index for `$in` on `_id`: it scans the whole collection).
-    if is_timeseries(audit_database(), AUDIT_LOGS):
+    if is_timeseries(database, AUDIT_LOGS):
         for seen in collection.find({"_id": {"$in": list(entries)}}, {"_id": 1}):
             entries.pop(seen["_id"], None)
     if not entries:

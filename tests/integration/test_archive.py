@@ -4,31 +4,18 @@ The statement builds the OrderStatusChanged envelopes in the database; these tes
 `order_snapshot` and `build_envelope` produce and to the registered schema.
 """
 
-from datetime import timedelta
 from io import StringIO
 
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connections
-from django.utils import timezone
 
-from brokage.events import validate_envelope
 from orders.models import OPEN_STATUSES, Order, OrderStatus, OutboxEvent
-from orders.services import order_snapshot
-from tests.orders.factories import OrderFactory
+from tests.orders.archiving import aged_orders, assert_archive_event
 
 pytestmark = pytest.mark.integration
 
 S = OrderStatus
-
-
-def _aged(statuses, days: int) -> list:
-    orders = [OrderFactory(status=status) for status in statuses]
-    Order.objects.using("orders").filter(pk__in=[o.pk for o in orders]).update(
-        updated_at=timezone.now() - timedelta(days=days)
-    )
-    return orders
 
 
 def _run(*extra) -> str:
@@ -44,10 +31,10 @@ def _events() -> dict:
 
 
 def test_archiving_in_batches_on_postgresql_writes_one_valid_event_per_order():
-    due = _aged([S.MATCHED, S.CANCELED, S.REJECTED] * 9, days=100)
-    rejected_recently = _aged([S.REJECTED], days=40)
-    kept = _aged([S.MATCHED, S.CANCELED], days=60) + _aged(OPEN_STATUSES, days=400)
-    expired = _aged([S.ARCHIVED] * 5, days=400)
+    due = aged_orders([S.MATCHED, S.CANCELED, S.REJECTED] * 9, days=100)
+    rejected_recently = aged_orders([S.REJECTED], days=40)
+    kept = aged_orders([S.MATCHED, S.CANCELED], days=60) + aged_orders(OPEN_STATUSES, days=400)
+    expired = aged_orders([S.ARCHIVED] * 5, days=400)
 
     summary = _run("--batch-size", "4")
 
@@ -61,13 +48,11 @@ def test_archiving_in_batches_on_postgresql_writes_one_valid_event_per_order():
         assert now_archived.status == S.ARCHIVED
         assert now_archived.version == order.version + 1
         row = rows[str(order.pk)]
+        assert_archive_event(row, order, now_archived)
         envelope = row.payload
-        validate_envelope(envelope)
-        assert envelope["event_id"] == str(row.id)
         assert (envelope["event_type"], envelope["aggregate_type"]) == ("OrderStatusChanged", "Order")
         assert envelope["aggregate_id"] == row.aggregate_id == str(order.pk)
         assert (envelope["causation_id"], envelope["actor_id"]) == (None, None)
-        assert envelope["payload"] == order_snapshot(now_archived, old_status=order.status)
     for order in kept:
         assert Order.objects.using("orders").get(pk=order.pk).status == order.status
     assert not Order.objects.using("orders").filter(pk__in=[o.pk for o in expired]).exists()
@@ -77,15 +62,9 @@ def test_archiving_in_batches_on_postgresql_writes_one_valid_event_per_order():
 
 
 def test_an_order_another_transaction_holds_is_left_for_the_next_run():
-    held, *others = _aged([S.MATCHED] * 6, days=100)
-    settings = connections["orders"].settings_dict
-    holder = psycopg.connect(
-        host=settings["HOST"],
-        port=settings["PORT"],
-        user=settings["USER"],
-        password=settings["PASSWORD"],
-        dbname=settings["NAME"],
-    )
+    held, *others = aged_orders([S.MATCHED] * 6, days=100)
+    orders_db = connections["orders"]
+    holder = orders_db.get_new_connection(orders_db.get_connection_params())  # a second session
     try:
         holder.execute("SELECT 1 FROM orders WHERE id = %s FOR UPDATE", [held.pk])
         summary = _run("--batch-size", "2")

@@ -6,9 +6,8 @@ from io import StringIO
 from django.core.management import call_command
 from django.utils import timezone
 
-from brokage.events import validate_envelope
 from orders.models import OPEN_STATUSES, Order, OrderStatus, OutboxEvent
-from orders.services import order_snapshot
+from tests.orders.archiving import aged_orders, assert_archive_event
 from tests.orders.factories import OrderFactory
 
 S = OrderStatus
@@ -100,17 +99,9 @@ def test_dry_run_changes_nothing():
     assert "would archive 3 (MATCHED=1, CANCELED=1, REJECTED=1), would delete 1" in summary
 
 
-def _aged(statuses, days: int) -> list:
-    orders = [OrderFactory(status=status) for status in statuses]
-    Order.objects.using("orders").filter(pk__in=[o.pk for o in orders]).update(
-        updated_at=timezone.now() - timedelta(days=days)
-    )
-    return orders
-
-
 def test_every_archived_order_gets_one_valid_event_carrying_its_snapshot():
-    due = _aged([S.MATCHED, S.CANCELED, S.REJECTED] * 7, days=100)
-    recent = _aged([S.MATCHED, S.CANCELED], days=10)
+    due = aged_orders([S.MATCHED, S.CANCELED, S.REJECTED] * 7, days=100)
+    recent = aged_orders([S.MATCHED, S.CANCELED], days=10)
 
     summary = _run(0, "--batch-size", "4")
 
@@ -123,12 +114,6 @@ def test_every_archived_order_gets_one_valid_event_carrying_its_snapshot():
         archived = Order.objects.using("orders").get(pk=order.pk)
         assert archived.status == S.ARCHIVED
         assert archived.version == order.version + 1
-        row = rows[str(order.pk)]
-        envelope = row.payload
-        validate_envelope(envelope)
-        assert envelope["event_id"] == str(row.id)
-        assert envelope["aggregate_type"] == "Order"
-        assert envelope["aggregate_id"] == str(order.pk)
-        assert envelope["payload"] == order_snapshot(archived, old_status=order.status)
+        assert_archive_event(rows[str(order.pk)], order, archived)
     for order in recent:
         assert _status(order) == order.status
