@@ -16,6 +16,7 @@ then the message goes to `<topic>.dlq` with the error and the consumer carries o
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -111,28 +112,31 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
     return True
 
 
+MARKER_FIELDS = ("event_id", "event_type", "processed_at", "result")
+
+
+@functools.cache
+def _marker_sql(processed_model: type[ProcessedEventBase], alias: str) -> str:
+    """The marker INSERT for one table and database, built once (it runs for every event)."""
+    quote = connections[alias].ops.quote_name
+    columns = [quote(processed_model._meta.get_field(name).column) for name in MARKER_FIELDS]
+    placeholders = ", ".join(["%s"] * len(columns))
+    return (
+        f"INSERT INTO {quote(processed_model._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({placeholders}) ON CONFLICT ({columns[0]}) DO NOTHING"
+    )
+
+
 def _marker_insert(processed_model: type[ProcessedEventBase], alias: str, event: dict, result: object) -> bool:
     """INSERT … ON CONFLICT (event_id) DO NOTHING; whether the row is new. No savepoint needed."""
     connection = connections[alias]
-    meta = processed_model._meta
-    values = {
-        "event_id": uuid.UUID(event["event_id"]),
-        "event_type": event["event_type"],
-        "processed_at": timezone.now(),
-        "result": result,
-    }
-    columns, params = [], []
-    for name, value in values.items():
-        field = meta.get_field(name)
-        columns.append(connection.ops.quote_name(field.column))
-        params.append(field.get_db_prep_save(value, connection))
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({placeholders}) ON CONFLICT ({columns[0]}) DO NOTHING"
-    )
+    values = (uuid.UUID(event["event_id"]), event["event_type"], timezone.now(), result)
+    params = [
+        processed_model._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in zip(MARKER_FIELDS, values, strict=True)
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_marker_sql(processed_model, alias), params)
         return cursor.rowcount == 1
 
 
@@ -310,18 +314,22 @@ class KafkaConsumerRunner:
         return len(messages)
 
     def deliver_batch(self, messages: list) -> None:
+        """Every message's handlers, then each batch handler once over what it was given."""
         bus = get_bus()
         alias = context_alias(self.context)
+        deferred: dict = {}
         if alias is not None and len(messages) > 1:
             try:
                 with transaction.atomic(using=alias):
                     for message in messages:
-                        deliver(self.context, message.topic(), message.value(), bus, in_batch=True)
-                return
+                        deliver(self.context, message.topic(), message.value(), bus, in_batch=True, deferred=deferred)
             except DatabaseError:
                 logger.warning("batch transaction failed; handling its messages one at a time", exc_info=True)
                 close_old_connections()
-        deferred: dict = {}
+                deferred = {}
+            else:
+                deliver_deferred(self.context, deferred, bus)
+                return
         for message in messages:
             deliver(self.context, message.topic(), message.value(), bus, deferred=deferred)
         deliver_deferred(self.context, deferred, bus)
