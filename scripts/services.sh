@@ -246,6 +246,8 @@ SQL
             echo "SELECT format('CREATE DATABASE %I OWNER %I', '$d', :'u') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$d') \\gexec"
         done
     } | psql_admin -v u="$BROKAGE_DB_USER" -v p="$BROKAGE_DB_PASSWORD" >/dev/null
+    # FerretDB's storage: indexes its `@>` filters can use (see the file)
+    psql_admin -d "$FERRETDB_DATABASE" -v db="$FERRETDB_DATABASE" <"$ROOT/scripts/ferretdb-indexes.sql" >/dev/null
 }
 
 pg_start() {
