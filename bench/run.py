@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import platform
 import signal
@@ -20,7 +19,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
-import httpx
+import aiohttp
 import psutil
 
 from bench import ceiling, load, profile, report
@@ -90,7 +89,6 @@ def setup_django(env: dict) -> None:
     import django
 
     django.setup()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
 
 def seeded_orders() -> int:
@@ -214,23 +212,24 @@ async def wait_ready(base_url: str, clients: list, timeout: float = 300) -> floa
     started = time.monotonic()
     async with load.http_client(base_url, 4) as http:
         while time.monotonic() - started < timeout:
-            response = await http.post(
+            async with http.post(
                 "/api/orders",
                 json={**load.ORDER_BODY, "client_order_id": load.run_tag() + "-warm"},
                 headers={**clients[0].headers, "Prefer": "wait=10"},
-            )
-            if response.status_code == 201 and response.json()["status"] == "ORDER_CONFIRMED":
-                return time.monotonic() - started
+            ) as response:
+                if response.status == 201 and (await response.json())["status"] == "ORDER_CONFIRMED":
+                    return time.monotonic() - started
     raise RuntimeError(f"no order reached ORDER_CONFIRMED within {timeout:.0f}s; see bench/out/logs/")
 
 
 async def wait_http(base_url: str, timeout: float = 60) -> None:
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
+    async with aiohttp.ClientSession(base_url=base_url, timeout=aiohttp.ClientTimeout(total=2)) as http:
         while time.monotonic() - started < timeout:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get("/health/live")).status_code == 200:
-                    return
+            with contextlib.suppress(*load.REQUEST_ERRORS):
+                async with http.get("/health/live") as response:
+                    if response.status == 200:
+                        return
             await asyncio.sleep(0.5)
     raise RuntimeError("gunicorn did not answer /health/live")
 
