@@ -26,6 +26,7 @@ from django.core.mail import EmailMessage
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from brokage.documents import is_duplicate_key_error
 from brokage.redis import get_redis
 from notifications.documents import OUTBOUND_MESSAGES, notification_to_json, notifications_database
 
@@ -110,22 +111,25 @@ class RecordingProvider:
     """Records the message in `outbound_messages` (one per notification and channel) instead of sending it."""
 
     def send(self, *, channel: str, notification: dict, recipient: str, device_tokens: list[str]) -> ProviderResult:
-        notifications_database()[OUTBOUND_MESSAGES].update_one(
-            {"_id": f"{notification['notification_id']}:{channel}"},
-            {
-                "$setOnInsert": {
-                    "notification_id": notification["notification_id"],
-                    "customer_id": notification["customer_id"],
-                    "channel": channel,
-                    "recipient": recipient,
-                    "device_tokens": device_tokens,
-                    "title": notification["title"],
-                    "body": notification["message"],
-                    "created_at": timezone.now(),
-                }
-            },
-            upsert=True,
-        )
+        # One insert keyed by notification and channel: a replay's duplicate key means the message is
+        # already recorded, and the first record stands (what an upsert with $setOnInsert did, but
+        # without the read an upsert costs the server).
+        message = {
+            "_id": f"{notification['notification_id']}:{channel}",
+            "notification_id": notification["notification_id"],
+            "customer_id": notification["customer_id"],
+            "channel": channel,
+            "recipient": recipient,
+            "device_tokens": device_tokens,
+            "title": notification["title"],
+            "body": notification["message"],
+            "created_at": timezone.now(),
+        }
+        try:
+            notifications_database()[OUTBOUND_MESSAGES].insert_one(message)
+        except Exception as exc:
+            if not is_duplicate_key_error(exc):
+                raise
         return ProviderResult(ChannelStatus.SENT)
 
 
@@ -203,7 +207,9 @@ def websocket_deliver(*, notification: dict, contact: dict) -> dict:
     return {"status": ChannelStatus.DELIVERED, "delivered_at": timezone.now()}
 
 
-# In the order they are tried: the instant channels first, e-mail (the slowest) last.
+# In the order they are tried: the instant channels first, e-mail (the slowest) last. Email must stay
+# last: all outcomes are saved in one write after the last channel, so nothing may run between
+# sending an email and recording that it was sent.
 CHANNELS = {
     "websocket": websocket_deliver,
     "push": push_deliver,

@@ -7,9 +7,12 @@ notification it already made and only finishes the channels still PENDING.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from brokage.auth import Principal
@@ -55,6 +58,7 @@ def customer_contact_apply(*, event: dict) -> None:
         },
         upsert=True,
     )
+    _contact_forget(customer_id)
 
 
 def customer_event_apply(*, event: dict) -> str | None:
@@ -82,13 +86,70 @@ def customer_preferences_apply(*, event: dict) -> None:
         },
         upsert=True,
     )
+    _contact_forget(customer_id)
+
+
+# Every notification needs its customer's contact, and a customer placing orders gets several a
+# second, so each process keeps the contacts it read for a few seconds instead of reading one per
+# notification. A contact write handled by this process drops the entry at once, so a welcome or a
+# preference change handled here applies to the very next notification; a write handled by another
+# process (a second consumer of the group, another web worker on the embedded profile) is seen
+# within CONTACT_CACHE_SECONDS. That much staleness is acceptable: contacts arrive on the customers
+# topic and notifications on the orders and assets topics, consumed with no order between them, so a
+# changed address or preference never took effect at an exact event anyway.
+# `NOTIFICATIONS_CONTACT_CACHE_SECONDS = 0` turns the cache off.
+CONTACT_CACHE_SECONDS = 5.0
+CONTACT_CACHE_MAX_ENTRIES = 20_000
+
+_contacts_cached: dict[tuple[str, int], tuple[float, dict]] = {}
+_contacts_lock = threading.Lock()
+# Bumped by every forget: a read that started before one must not cache what it read.
+_contacts_forgets = 0
 
 
 def _contact(customer_id: int) -> dict:
-    return notifications_database()[CONTACTS].find_one({"_id": customer_id}) or {
-        "customer_id": customer_id,
-        **DEFAULT_PREFERENCES,
-    }
+    lifetime = float(getattr(settings, "NOTIFICATIONS_CONTACT_CACHE_SECONDS", CONTACT_CACHE_SECONDS))
+    database = notifications_database()
+    key = (database.name, customer_id)
+    with _contacts_lock:
+        cached = _contacts_cached.get(key) if lifetime > 0 else None
+        forgets_before_read = _contacts_forgets
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    contact = database[CONTACTS].find_one({"_id": customer_id}) or {"customer_id": customer_id, **DEFAULT_PREFERENCES}
+    if lifetime > 0:
+        with _contacts_lock:
+            if _contacts_forgets == forgets_before_read:
+                _contact_cache_make_room(now)
+                _contacts_cached[key] = (now + lifetime, contact)
+    return contact
+
+
+def _contact_cache_make_room(now: float) -> None:
+    """Bound the cache (the lock is held): drop expired entries, and everything if that is not enough."""
+    if len(_contacts_cached) < CONTACT_CACHE_MAX_ENTRIES:
+        return
+    for key in [key for key, (expires_at, _) in _contacts_cached.items() if expires_at <= now]:
+        del _contacts_cached[key]
+    if len(_contacts_cached) >= CONTACT_CACHE_MAX_ENTRIES:
+        _contacts_cached.clear()
+
+
+def _contact_forget(customer_id: int) -> None:
+    global _contacts_forgets
+    key = (notifications_database().name, customer_id)
+    with _contacts_lock:
+        _contacts_cached.pop(key, None)
+        _contacts_forgets += 1
+
+
+def contacts_cache_clear() -> None:
+    """Forget every cached contact (tests do, since they empty the store between cases)."""
+    global _contacts_forgets
+    with _contacts_lock:
+        _contacts_cached.clear()
+        _contacts_forgets += 1
 
 
 # --- notifications -------------------------------------------------------------------------------------
@@ -147,37 +208,29 @@ def _new_document(*, notification_id: str, content: NotificationContent, source_
 def notification_deliver(*, notification_id: str, notification: dict | None = None) -> dict:
     """Send every channel still PENDING, honouring the customer's preferences; returns the channels.
 
-    The in-app channels' outcomes are saved together; email's on its own right after sending, so a
-    crash after that never sends the same email twice. `notification`: the document, when the
-    caller has just written it.
+    Every outcome is saved in one update after the last channel. The in-app channels go first: they
+    are quick, and a replay that repeats them does little harm (a provider records one message per
+    notification and channel; a live client may see the notification pushed again, with the same
+    notification_id). Email goes last, so the only step between sending an email and recording it is
+    that one write, the same window a separate email update had. `notification`: the document, when
+    the caller has just written it.
     """
     collection = notifications_database()[NOTIFICATIONS]
     if notification is None:
         notification = collection.find_one({"_id": notification_id})
     if notification is None:
         raise NotFound("No such notification.")
-    contact = _contact(notification["customer_id"])
     channels = dict(notification["channels"])
-    outcomes: dict = {}
-    for channel, deliver in CHANNELS.items():
-        if channels.get(channel, {}).get("status") != ChannelStatus.PENDING:
-            continue
-        if channel in EXTERNAL_CHANNELS:
-            _channels_save(collection, notification_id, outcomes)
-            outcomes = {}
-        channels[channel] = outcomes[channel] = deliver(notification=notification, contact=contact)
-    _channels_save(collection, notification_id, outcomes)
+    pending = [channel for channel in CHANNELS if channels.get(channel, {}).get("status") == ChannelStatus.PENDING]
+    if not pending:  # a replay of a finished notification: nothing to send, nothing to read
+        return channels
+    contact = _contact(notification["customer_id"])
+    outcomes = {}
+    for channel in pending:
+        channels[channel] = outcomes[channel] = CHANNELS[channel](notification=notification, contact=contact)
+    changes = {f"channels.{channel}": outcome for channel, outcome in outcomes.items()}
+    collection.update_one({"_id": notification_id}, {"$set": {**changes, "updated_at": timezone.now()}})
     return channels
-
-
-# Channels that reach outside the system: each outcome is saved before the next one is tried.
-EXTERNAL_CHANNELS = {"email"}
-
-
-def _channels_save(collection, notification_id: str, outcomes: dict) -> None:
-    if outcomes:
-        changes = {f"channels.{channel}": outcome for channel, outcome in outcomes.items()}
-        collection.update_one({"_id": notification_id}, {"$set": {**changes, "updated_at": timezone.now()}})
 
 
 def notification_mark_read(*, actor: Principal, notification_id: str) -> dict:

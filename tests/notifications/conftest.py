@@ -1,6 +1,14 @@
 import pytest
 
 from brokage.documents import context_database
+from notifications.services import contacts_cache_clear
+
+
+@pytest.fixture(autouse=True)
+def _no_contacts_from_earlier_tests():
+    """The store is emptied between tests; the contacts this process cached from it go too."""
+    contacts_cache_clear()
+    yield
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """An order's life, a deposit and a welcome become notifications on the channels the customer wants."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -222,3 +223,98 @@ def test_notification_indexes_exist(known_customer, notifications_db):
     } <= names
     ttl = next(i for i in notifications_db["notifications"].list_indexes() if i["name"] == "ttl_expires_at")
     assert ttl["expireAfterSeconds"] == 0
+
+
+def test_a_replay_retries_no_channel_that_already_failed_or_was_skipped(known_customer, notifications, settings):
+    settings.EMAIL_BACKEND = "tests.notifications.test_delivery.RefusingBackend"
+    settings.NOTIFICATIONS_EMAIL_MAX_ATTEMPTS = 1
+    canceled = order_event("OrderCanceled", CUSTOMER, old_status="ORDER_CONFIRMED", new_status="CANCELED")
+    feed(canceled)
+    feed(preferences_updated(CUSTOMER, email=False))
+    matched = order_event("OrderMatched", CUSTOMER, old_status="ORDER_CONFIRMED", new_status="MATCHED")
+    feed(matched)
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    feed(preferences_updated(CUSTOMER, email=True))
+    feed(canceled)
+    feed(matched)
+
+    found = by_type(notifications(CUSTOMER))
+    assert found["ORDER_CANCELED"]["channels"]["email"]["status"] == "FAILED"
+    assert found["ORDER_MATCHED"]["channels"]["email"]["status"] == "SKIPPED"
+    assert mail.outbox == []
+
+
+class ProcessKilled(BaseException):
+    """The consumer process dying mid-delivery (not an error any handler would catch)."""
+
+
+class DyingBackend:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ProcessKilled
+
+
+def test_a_delivery_cut_short_is_finished_by_the_replay_with_one_email_and_one_push(
+    known_customer, notifications, notifications_db, settings
+):
+    matched = order_event("OrderMatched", CUSTOMER, old_status="ORDER_CONFIRMED", new_status="MATCHED")
+    settings.EMAIL_BACKEND = "tests.notifications.test_delivery.DyingBackend"
+    with pytest.raises(ProcessKilled):
+        feed(matched)
+
+    interrupted = by_type(notifications(CUSTOMER))["ORDER_MATCHED"]
+    # No outcome was saved: they are all written once, after the email.
+    assert {channel["status"] for channel in interrupted["channels"].values()} == {"PENDING"}
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    feed(matched)
+
+    channels = by_type(notifications(CUSTOMER))["ORDER_MATCHED"]["channels"]
+    assert channels["email"]["status"] == "SENT"
+    assert channels["push"]["status"] == "SENT"
+    assert channels["sms"] == {"status": "SKIPPED", "reason": "PREFERENCE_OFF"}
+    assert channels["websocket"]["status"] == "NOT_CONNECTED"
+    assert [m.subject for m in mail.outbox] == ["Order matched"]
+    pushes = notifications_db["outbound_messages"].count_documents(
+        {"notification_id": interrupted["notification_id"], "channel": "push"}
+    )
+    assert pushes == 1
+
+
+def test_every_channels_outcome_is_stored_when_all_are_on(known_customer, notifications, notifications_db):
+    feed(preferences_updated(CUSTOMER, email=True, sms=True, push=True, device_tokens=["device-a"]))
+
+    feed(order_event("OrderMatched", CUSTOMER, old_status="ORDER_CONFIRMED", new_status="MATCHED"))
+
+    channels = by_type(notifications(CUSTOMER))["ORDER_MATCHED"]["channels"]
+    assert channels["email"]["status"] == "SENT"
+    assert channels["email"]["recipient"] == "ayse@example.com"
+    assert channels["sms"]["status"] == "SENT"
+    assert channels["sms"]["sent_at"] is not None
+    assert channels["push"]["status"] == "SENT"
+    assert channels["push"]["device_tokens"] == ["device-a"]
+    assert channels["websocket"] == {"status": "NOT_CONNECTED", "delivered_at": None}
+    recorded = {
+        m["channel"]: m["recipient"] for m in notifications_db["outbound_messages"].find({"title": "Order matched"})
+    }
+    assert recorded == {"sms": "+905551112233", "push": f"customer-{CUSTOMER}"}
+
+
+def test_a_contact_changed_by_another_process_is_used_once_the_cache_lifetime_ends(
+    notifications, notifications_db, settings
+):
+    settings.NOTIFICATIONS_CONTACT_CACHE_SECONDS = 0.3
+    feed(customer_created(CUSTOMER, email="ayse@example.com"))  # its welcome reads the contact
+    # Another consumer process applied a CustomerUpdated this process never saw.
+    notifications_db["customer_contacts"].update_one({"_id": CUSTOMER}, {"$set": {"email": "new@example.com"}})
+
+    feed(order_event("OrderCanceled", CUSTOMER, old_status="ORDER_CONFIRMED", new_status="CANCELED"))
+    time.sleep(0.35)
+    feed(balance_changed(CUSTOMER, reason="DEPOSIT", amount="5", old=("0", "0"), new=("5", "5")))
+
+    found = by_type(notifications(CUSTOMER))
+    assert found["ORDER_CANCELED"]["channels"]["email"]["recipient"] == "ayse@example.com"  # within the lifetime
+    assert found["DEPOSIT_RECEIVED"]["channels"]["email"]["recipient"] == "new@example.com"

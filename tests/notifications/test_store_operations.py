@@ -1,0 +1,102 @@
+"""What one notification costs the document store, counted on the real (test profile's) store.
+
+On the FerretDB server every document operation costs milliseconds of server time, so the count is
+what decides how many notifications a second the context can make.
+"""
+
+import pytest
+from django.core import mail
+
+from notifications import delivery, services
+from notifications.services import contacts_cache_clear
+from tests.notifications.envelopes import customer_created, feed, order_event
+
+CUSTOMER = 502
+
+
+class CountingCollection:
+    """A collection of the real store that notes every call made on it as (collection, method)."""
+
+    def __init__(self, collection, calls: list) -> None:
+        self._collection = collection
+        self._calls = calls
+
+    def __getattr__(self, name):
+        attribute = getattr(self._collection, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        def counted(*args, **kwargs):
+            self._calls.append((self._collection.name, name))
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+class CountingDatabase:
+    def __init__(self, database, calls: list) -> None:
+        self._database = database
+        self._calls = calls
+
+    def __getitem__(self, name):
+        return CountingCollection(self._database[name], self._calls)
+
+    def __getattr__(self, name):
+        return getattr(self._database, name)
+
+
+@pytest.fixture
+def operations(monkeypatch):
+    """The document operations the notifications services and channels make, in order."""
+    calls: list[tuple[str, str]] = []
+    real = services.notifications_database
+
+    def counting_database():
+        return CountingDatabase(real(), calls)
+
+    monkeypatch.setattr(services, "notifications_database", counting_database)
+    monkeypatch.setattr(delivery, "notifications_database", counting_database)
+    return calls
+
+
+@pytest.fixture
+def known_customer():
+    feed(customer_created(CUSTOMER, email="deniz@example.com"), "notifications")
+    mail.outbox.clear()
+    return CUSTOMER
+
+
+def matched() -> dict:
+    return order_event("OrderMatched", CUSTOMER, old_status="ORDER_CONFIRMED", new_status="MATCHED")
+
+
+def test_a_notification_takes_three_operations_once_its_customer_was_seen(known_customer, operations):
+    feed(matched(), "notifications")
+
+    assert operations == [
+        ("notifications", "insert_one"),  # the notification, every channel PENDING
+        ("outbound_messages", "insert_one"),  # the push (sms is off by default)
+        ("notifications", "update_one"),  # every channel's outcome at once
+    ]
+    assert [m.subject for m in mail.outbox] == ["Order matched"]
+
+
+def test_a_customer_not_seen_lately_costs_one_read_of_the_contact_more(known_customer, operations):
+    contacts_cache_clear()
+
+    feed(matched(), "notifications")
+    feed(matched(), "notifications")
+
+    assert operations.count(("customer_contacts", "find_one")) == 1
+    assert len(operations) == 3 + 1 + 3
+
+
+def test_a_replay_of_a_finished_notification_reads_it_and_sends_nothing(known_customer, operations):
+    event = matched()
+    feed(event, "notifications")
+    operations.clear()
+
+    feed(event, "notifications")
+
+    assert operations == [("notifications", "insert_one"), ("notifications", "find_one")]
+    assert [m.subject for m in mail.outbox] == ["Order matched"]
