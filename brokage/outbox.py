@@ -1,7 +1,7 @@
 """The transactional outbox: the only way an event leaves a context.
 
 A service writes its domain change and `outbox_write(...)` in one `transaction.atomic(using=alias)`
-block; either both commit or neither does. After commit the relay is woken for that context
+block; either both commit or neither does. After commit the relay publishes it
 (`brokage.relay`), and a beat schedule drains anything a lost wake-up left behind.
 """
 
@@ -65,7 +65,7 @@ def outbox_write(
         event_type=event_type,
         payload=envelope,
     )
-    from brokage.relay import relay_wake  # the relay imports this module; import late to avoid a cycle
+    from brokage.relay import relay_committed  # the relay imports this module; import late to avoid a cycle
 
-    relay_wake(context, using=alias)
+    relay_committed(context, envelope, using=alias)
     return envelope

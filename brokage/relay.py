@@ -12,25 +12,33 @@ Wake-ups: `relay_wake` runs after the writing transaction commits, in one of thr
 - Celery eager (embedded and test profiles): a per-thread pump drains contexts one after the other,
   so a handler that writes another event never re-enters a relay already running.
 - `OUTBOX_RELAY_MODE = "thread"` (dev and prod): every process that writes events (web workers,
-  consumers) keeps one relay thread that drains the woken contexts at once. No task queue sits
-  between a commit and Kafka, and a burst of commits is absorbed by the batch the thread drains
-  next. This is what keeps the saga's eight hops in tens of milliseconds.
+  consumers) keeps one relay thread. Each committed row is handed to it (`relay_committed`), and it
+  publishes the envelopes it was given without reading them back, then marks the acknowledged rows
+  PUBLISHED in one UPDATE per context. No task queue and no outbox query sit between a commit and
+  Kafka, and a burst of commits is absorbed by the batch the thread publishes next. The beat's
+  `relay_all` leaves rows younger than `OUTBOX_RELAY_GRACE_SECONDS` to these threads, so a row is
+  not published twice while its thread is still waiting for Kafka's acknowledgement.
 - `OUTBOX_RELAY_MODE = "celery"`: a Redis flag makes one queued Celery task per context absorb a
   burst of commits, for deployments that want publishing out of the web processes.
 - `OUTBOX_RELAY_MODE = "off"`: no wake-up at all; the beat publishes (bulk jobs on scratch copies).
 
-In every mode the beat's `relay_all` is the safety net for wake-ups lost to a crash. On
-PostgreSQL a pass holds a transaction-scoped advisory lock per context, so passes of one context
-run one at a time and rows go out in the order they were written.
+In every mode the beat's `relay_all` is the safety net for wake-ups lost to a crash (or a process
+killed between its commit and Kafka's acknowledgement). On PostgreSQL a pass holds a
+transaction-scoped advisory lock per context, so passes of one context run one at a time and rows
+go out in the order they were written. The thread's direct publishing keeps the order of one
+process's commits; the events of one order are causally ordered anyway (each is written by a
+handler of the one before).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import zlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connections, router, transaction
@@ -60,20 +68,18 @@ class RelayResult:
         )
 
 
-def relay_pass(context: str, *, batch_size: int | None = None) -> RelayResult:
-    """Publish at most one batch of `context`'s PENDING rows."""
+def relay_pass(context: str, *, batch_size: int | None = None, created_before=None) -> RelayResult:
+    """Publish at most one batch of `context`'s PENDING rows (only those older than `created_before`)."""
     model = outbox_model(context)
     alias = router.db_for_write(model)
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     result = RelayResult()
+    pending = model.objects.using(alias).filter(status=OutboxStatus.PENDING)
+    if created_before is not None:
+        pending = pending.filter(created_at__lt=created_before)
     with transaction.atomic(using=alias):
         _serialize_passes(context, alias)
-        rows = list(
-            model.objects.using(alias)
-            .select_for_update(skip_locked=True)
-            .filter(status=OutboxStatus.PENDING)
-            .order_by("created_at")[:batch_size]
-        )
+        rows = list(pending.select_for_update(skip_locked=True).order_by("created_at")[:batch_size])
         if not rows:
             return result
         messages = [
@@ -115,12 +121,14 @@ def _serialize_passes(context: str, alias: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [zlib.crc32(f"brokage.relay.{context}".encode())])
 
 
-def relay_drain(context: str, *, batch_size: int | None = None, max_batches: int = 1000) -> RelayResult:
+def relay_drain(
+    context: str, *, batch_size: int | None = None, max_batches: int = 1000, created_before=None
+) -> RelayResult:
     """Publish batches until the outbox is empty, a batch fails, or `max_batches` is reached."""
     total = RelayResult()
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     for _ in range(max_batches):
-        result = relay_pass(context, batch_size=batch_size)
+        result = relay_pass(context, batch_size=batch_size, created_before=created_before)
         total = total + result
         if result.failed_attempts or result.published < batch_size:
             break
@@ -153,8 +161,14 @@ def relay_context(context: str) -> int:
 
 @celery_app.task(name="brokage.relay_all", ignore_result=True)
 def relay_all() -> int:
-    """The beat's safety net: drains every outbox whatever wake-ups were lost."""
-    return sum(relay_drain(context).published for context in publishing_contexts())
+    """The beat's safety net: drains every outbox whatever wake-ups were lost.
+
+    With relay threads, the rows of the last `OUTBOX_RELAY_GRACE_SECONDS` are theirs to publish.
+    """
+    created_before = None
+    if settings.OUTBOX_RELAY_MODE == "thread" and not settings.CELERY_TASK_ALWAYS_EAGER:
+        created_before = timezone.now() - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS)
+    return sum(relay_drain(context, created_before=created_before).published for context in publishing_contexts())
 
 
 # --- Wake-ups ----------------------------------------------------------------------------------------
@@ -177,10 +191,11 @@ def _pump_run(context: str) -> None:
 
 
 class RelayThread:
-    """The process's relay: drains the contexts it is woken for, one batch after another."""
+    """The process's relay: publishes the rows its process committed, drains the contexts it is woken for."""
 
     def __init__(self) -> None:
         self.wanted: set[str] = set()
+        self.committed: list[tuple[str, dict]] = []  # (context, envelope), in commit order
         self.condition = threading.Condition()
         self.thread: threading.Thread | None = None
         self.pid = 0
@@ -188,26 +203,65 @@ class RelayThread:
     def wake(self, context: str) -> None:
         with self.condition:
             self.wanted.add(context)
-            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
-                # First wake-up in this process (or in a forked child, which inherits no threads).
-                self.pid = os.getpid()
-                self.thread = threading.Thread(target=self.run, name="brokage-relay", daemon=True)
-                self.thread.start()
+            self._start()
             self.condition.notify()
+
+    def submit(self, context: str, envelope: dict) -> None:
+        with self.condition:
+            self.committed.append((context, envelope))
+            self._start()
+            self.condition.notify()
+
+    def _start(self) -> None:
+        if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
+            # First use in this process (or in a forked child, which inherits no threads).
+            self.pid = os.getpid()
+            self.thread = threading.Thread(target=self.run, name="brokage-relay", daemon=True)
+            self.thread.start()
 
     def run(self) -> None:
         while True:
             with self.condition:
-                while not self.wanted:
+                while not self.wanted and not self.committed:
                     self.condition.wait()
+                committed, self.committed = self.committed, []
                 contexts = sorted(self.wanted)
                 self.wanted.clear()
-            for context in contexts:
-                try:
+            try:
+                if committed:
+                    publish_committed(committed)
+                for context in contexts:
                     relay_drain(context)
-                except Exception:  # the beat's relay_all publishes what this pass could not
-                    logger.exception("relay pass failed", extra={"context": context})
-                    close_old_connections()
+            except Exception:  # the beat's relay_all publishes what this pass could not
+                logger.exception("relay pass failed", extra={"contexts": contexts})
+                close_old_connections()
+
+
+def publish_committed(committed: list[tuple[str, dict]]) -> int:
+    """Publish committed rows from their envelopes, then mark the acknowledged ones PUBLISHED.
+
+    A row whose delivery failed stays PENDING for the beat's `relay_all` (which counts the attempt).
+    Returns how many were published.
+    """
+    messages = [
+        OutgoingMessage(topic=topic_for(context), key=partition_key(envelope), envelope=envelope)
+        for context, envelope in committed
+    ]
+    errors = get_bus().publish_batch(messages)
+    delivered: dict[str, list[str]] = {}
+    for (context, envelope), error in zip(committed, errors, strict=True):
+        if error is None:
+            delivered.setdefault(context, []).append(envelope["event_id"])
+    now = timezone.now()
+    for context, ids in delivered.items():
+        model = outbox_model(context)
+        model.objects.using(router.db_for_write(model)).filter(id__in=ids, status=OutboxStatus.PENDING).update(
+            status=OutboxStatus.PUBLISHED, published_at=now, last_error=""
+        )
+    failed = len(committed) - sum(len(ids) for ids in delivered.values())
+    if failed:
+        logger.warning("outbox delivery failed; the beat retries", extra={"failed": failed, "error": errors[-1]})
+    return len(committed) - failed
 
 
 _relay_thread = RelayThread()
@@ -229,6 +283,18 @@ def _wake_now(context: str) -> None:
             relay_context.apply_async(args=[context])
     except Exception:  # the beat drains the outbox if the wake-up cannot be queued
         logger.warning("relay wake-up not queued", extra={"context": context}, exc_info=True)
+
+
+def relay_committed(context: str, envelope: dict, *, using: str) -> None:
+    """`envelope` was just written to `context`'s outbox: have it published once the transaction commits.
+
+    With relay threads the envelope itself goes to this process's thread (nothing to read back); a
+    savepoint rolled back drops it, as Django drops its on-commit callbacks. Otherwise: `relay_wake`.
+    """
+    if settings.OUTBOX_RELAY_MODE != "thread" or settings.CELERY_TASK_ALWAYS_EAGER:
+        relay_wake(context, using=using)
+        return
+    transaction.on_commit(functools.partial(_relay_thread.submit, context, envelope), using=using, robust=True)
 
 
 def relay_wake(context: str, *, using: str) -> None:

@@ -195,6 +195,8 @@ OUTBOX_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_DELIVERY_
 # Who publishes after a commit: "thread" (a relay thread in the writing process; dev and prod) or
 # "celery" (a queued task per context) or "off" (the beat alone). The beat's relay_all is the safety net.
 OUTBOX_RELAY_MODE = os.environ.get("BROKAGE_OUTBOX_RELAY_MODE", "thread" if USES_REAL_SERVICES else "celery")
+# With relay threads, how long the beat leaves a fresh row to the thread of the process that wrote it.
+OUTBOX_RELAY_GRACE_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_RELAY_GRACE", "5"))
 # How often a consumer retries a failing handler before sending the message to `<topic>.dlq`.
 CONSUMER_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_CONSUMER_MAX_ATTEMPTS", "3"))
 

@@ -20,7 +20,7 @@ from brokage.bus import OutgoingMessage, get_bus, reset_bus
 from brokage.consumers import KafkaConsumerRunner, _handlers, handles
 from brokage.events import dlq_topic_for, partition_key, topic_for
 from brokage.outbox import OutboxStatus
-from brokage.relay import relay_drain, relay_pass
+from brokage.relay import relay_all, relay_drain, relay_pass
 from customers.services import customer_create
 from tests.conftest import wait_until
 
@@ -80,6 +80,21 @@ def test_the_relay_thread_publishes_a_commit_without_any_worker(orders_consumer)
     row = CustomerOutbox.objects.get(event_type="CustomerCreated", aggregate_id=str(customer.pk))
     published = lambda: CustomerOutbox.objects.get(pk=row.pk).status == OutboxStatus.PUBLISHED  # noqa: E731
     wait_until(published, message="published by the thread")
+    wait_until(lambda: orders_replica().objects.filter(customer_id=customer.pk).exists(), message="orders replica")
+
+
+@override_settings(CELERY_TASK_ALWAYS_EAGER=False)
+def test_the_beat_leaves_a_fresh_row_to_the_relay_threads_and_publishes_it_once_it_is_old(orders_consumer):
+    customer = make_customer("kafka-grace")  # written with no relay at all: as if its process died
+    row = CustomerOutbox.objects.get(event_type="CustomerCreated", aggregate_id=str(customer.pk))
+    with override_settings(OUTBOX_RELAY_MODE="thread", OUTBOX_RELAY_GRACE_SECONDS=600):
+        relay_all()
+        row.refresh_from_db()
+        assert row.status == OutboxStatus.PENDING  # younger than the grace: its writer's thread may be publishing it
+    with override_settings(OUTBOX_RELAY_MODE="thread", OUTBOX_RELAY_GRACE_SECONDS=0):
+        relay_all()
+        row.refresh_from_db()
+        assert row.status == OutboxStatus.PUBLISHED
     wait_until(lambda: orders_replica().objects.filter(customer_id=customer.pk).exists(), message="orders replica")
 
 
