@@ -10,6 +10,7 @@ can mark exactly the rows whose delivery was acknowledged.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -19,6 +20,10 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
 logger = logging.getLogger(__name__)
+
+
+# A Kafka header naming the event type, so a consumer skips the types it has no handler for undecoded.
+EVENT_TYPE_HEADER = "event_type"
 
 
 @dataclass
@@ -83,21 +88,19 @@ class KafkaBus:
             return on_delivery
 
         for index, message in enumerate(messages):
+            produce = functools.partial(
+                self.producer.produce,
+                message.topic,
+                key=message.key.encode(),
+                value=encode(message.envelope),
+                headers=[(EVENT_TYPE_HEADER, str(message.envelope.get("event_type", "")).encode())],
+                on_delivery=on_delivery_for(index),
+            )
             try:
-                self.producer.produce(
-                    message.topic,
-                    key=message.key.encode(),
-                    value=encode(message.envelope),
-                    on_delivery=on_delivery_for(index),
-                )
+                produce()
             except BufferError:
                 self.producer.poll(0.5)
-                self.producer.produce(
-                    message.topic,
-                    key=message.key.encode(),
-                    value=encode(message.envelope),
-                    on_delivery=on_delivery_for(index),
-                )
+                produce()
             except Exception as exc:  # a KafkaException here means the message was never queued
                 results[index] = str(exc)
         # Wait a little longer than message.timeout.ms so every callback has fired.

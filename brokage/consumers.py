@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections, router, transaction
 from django.utils import timezone
 
-from brokage.bus import decode, get_bus
+from brokage.bus import EVENT_TYPE_HEADER, decode, get_bus
 from brokage.events import (
     EventValidationError,
     dlq_topic_for,
@@ -93,6 +93,14 @@ class _AlreadyProcessed(Exception):
     """Raised inside handle_once to roll back the effect of an event that was processed before."""
 
 
+class _BatchAborted(Exception):
+    """A message of a batch failed or was a duplicate: the batch is rolled back and redone one by one."""
+
+
+# Set while a consumer handles a poll in one transaction (see KafkaConsumerRunner.deliver_batch).
+_batch = threading.local()
+
+
 def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: Callable[[], object]) -> bool:
     """Apply `effect` and record `event` as processed in one transaction; skip a duplicate.
 
@@ -100,13 +108,17 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
     inserted after it with `ON CONFLICT DO NOTHING`, in the same transaction. A duplicate — already
     committed, or committed by a concurrent consumer while this one worked — inserts nothing, and
     the effect is rolled back. Returns whether the effect ran.
+
+    Inside a consumer's batch transaction there is no savepoint per event: a duplicate (rare: a
+    redelivery) aborts the whole batch, which is then redone one message at a time.
     """
     alias = router.db_for_write(processed_model)
+    in_batch = getattr(_batch, "alias", None) == alias
     try:
-        with transaction.atomic(using=alias):
+        with transaction.atomic(using=alias, savepoint=not in_batch):
             result = effect()
             if not _marker_insert(processed_model, alias, event, result):
-                raise _AlreadyProcessed
+                raise _BatchAborted("already processed") if in_batch else _AlreadyProcessed
     except _AlreadyProcessed:
         return False
     return True
@@ -154,8 +166,8 @@ def context_alias(context: str) -> str | None:
 def deliver(context: str, topic: str, raw: bytes, bus, *, in_batch: bool = False, deferred: dict | None = None) -> bool:
     """Run `context`'s handlers for one message; never raises. Returns False if it went to the DLQ.
 
-    `in_batch`: a batch transaction is open around this call (see `KafkaConsumerRunner`); handlers
-    keep their effects in their own savepoints (`handle_once`), and a database error ends the batch.
+    `in_batch`: a batch transaction is open around this call (see `KafkaConsumerRunner`): a handler
+    gets one attempt, and any failure ends the batch (the caller redoes it message by message).
     `deferred`: where batch handlers' messages are collected ({handler: [(topic, raw, envelope)]})
     for the caller to run them once per poll; without it they run at once with this message alone.
     """
@@ -206,8 +218,9 @@ def _dead_letter(context: str, topic: str, raw: bytes, envelope: dict, error: st
 def _run_with_retries(handler: Handler, envelope: dict, in_batch: bool = False) -> str | None:
     """Run `handler`, retrying failures; returns the last error, or None once it succeeded.
 
-    In a batch transaction a database error is not retried here: it may have left the whole
-    transaction unusable, so it propagates and the consumer redoes the batch message by message.
+    In a batch transaction nothing is retried here: the failure may have left the transaction with
+    part of an effect (no savepoints there), so it propagates and the consumer rolls the batch back
+    and redoes it message by message, where each message has retries and the DLQ.
     """
     attempts = max(1, settings.CONSUMER_MAX_ATTEMPTS)
     argument = [envelope] if getattr(handler, "batch", False) else envelope
@@ -216,8 +229,8 @@ def _run_with_retries(handler: Handler, envelope: dict, in_batch: bool = False) 
             handler(argument)
             return None
         except Exception as exc:  # any failure is retried, then dead-lettered
-            if in_batch and isinstance(exc, DatabaseError):
-                raise
+            if in_batch:
+                raise _BatchAborted(f"{type(exc).__name__}: {exc}") from exc
             if attempt == attempts:
                 return f"{handler.__module__}.{handler.__name__}: {type(exc).__name__}: {exc}"
             logger.warning("handler failed, retrying", extra={"attempt": attempt, "error": str(exc)})
@@ -280,7 +293,9 @@ class KafkaConsumerRunner:
                 "group.id": self.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 10,
+                # The broker answers a fetch as soon as a message arrives; this only bounds how
+                # often an idle consumer asks again (every consumer's idle fetches cost the broker CPU).
+                "fetch.wait.max.ms": 100,
                 "socket.nagle.disable": True,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
@@ -299,19 +314,32 @@ class KafkaConsumerRunner:
             return 0
         messages = [first, *self.consumer.consume(num_messages=self.batch_size - 1, timeout=0)]
         close_old_connections()
-        good = []
+        good, skipped = [], 0
         for message in messages:
             if message.error():
                 logger.warning("consumer error", extra={"context": self.context, "error": str(message.error())})
-            else:
+            elif self.wants(message):
                 good.append(message)
+            else:
+                skipped += 1
         if good:
             self.deliver_batch(good)
-            self.handled += len(good)
+        self.handled += len(good) + skipped
+        if good or skipped:
             # A batch of nothing but error events (a topic still being created, a rebalance) has no
             # offset to commit, and committing it raises _NO_OFFSET, which would end the loop.
-            self.consumer.commit(asynchronous=False)
+            # Asynchronous: the handlers' effects are committed already, and a commit lost to a
+            # crash only redelivers messages the handlers recognise as processed.
+            self.consumer.commit(asynchronous=True)
         return len(messages)
+
+    def wants(self, message) -> bool:
+        """False for an event type this context has no handler for, told by the message's header
+        (the relay sets `event_type`), so it is skipped without being decoded."""
+        for key, value in message.headers() or ():
+            if key == EVENT_TYPE_HEADER:
+                return bool(handlers_for(self.context, value.decode()))
+        return True
 
     def deliver_batch(self, messages: list) -> None:
         """Every message's handlers, then each batch handler once over what it was given."""
@@ -319,17 +347,20 @@ class KafkaConsumerRunner:
         alias = context_alias(self.context)
         deferred: dict = {}
         if alias is not None and len(messages) > 1:
+            _batch.alias = alias
             try:
                 with transaction.atomic(using=alias):
                     for message in messages:
                         deliver(self.context, message.topic(), message.value(), bus, in_batch=True, deferred=deferred)
-            except DatabaseError:
-                logger.warning("batch transaction failed; handling its messages one at a time", exc_info=True)
+            except (_BatchAborted, DatabaseError) as exc:
+                logger.info("batch rolled back (%s); handling its messages one at a time", exc)
                 close_old_connections()
                 deferred = {}
             else:
                 deliver_deferred(self.context, deferred, bus)
                 return
+            finally:
+                _batch.alias = None
         for message in messages:
             deliver(self.context, message.topic(), message.value(), bus, deferred=deferred)
         deliver_deferred(self.context, deferred, bus)
@@ -351,6 +382,10 @@ class KafkaConsumerRunner:
         self.stop_event.set()
 
     def close(self) -> None:
+        from confluent_kafka import KafkaException
+
+        with contextlib.suppress(RuntimeError, KafkaException):  # already closed; nothing to commit
+            self.consumer.commit(asynchronous=False)  # what the asynchronous commits may not have sent yet
         with contextlib.suppress(RuntimeError):  # already closed
             self.consumer.close()
 
