@@ -277,6 +277,8 @@ class KafkaConsumerRunner:
     so nothing is applied twice.
     """
 
+    COMMIT_EVERY_SECONDS = 0.5
+
     def __init__(self, context: str, *, group_id: str | None = None, batch_size: int = 200) -> None:
         from confluent_kafka import Consumer
 
@@ -304,6 +306,8 @@ class KafkaConsumerRunner:
         self.consumer.subscribe(self.topics)
         self.stop_event = threading.Event()
         self.handled = 0
+        self.uncommitted = False
+        self.committed_at = 0.0
 
     def poll_once(self, timeout: float = 0.2) -> int:
         """Handle one batch; returns how many messages it saw."""
@@ -311,6 +315,7 @@ class KafkaConsumerRunner:
         # as soon as it arrives and then whatever else is already fetched.
         first = self.consumer.poll(timeout)
         if first is None:
+            self._commit(due_only=False)  # idle: whatever was handled since the last commit
             return 0
         messages = [first, *self.consumer.consume(num_messages=self.batch_size - 1, timeout=0)]
         close_old_connections()
@@ -325,13 +330,24 @@ class KafkaConsumerRunner:
         if good:
             self.deliver_batch(good)
         self.handled += len(good) + skipped
-        if good or skipped:
-            # A batch of nothing but error events (a topic still being created, a rebalance) has no
-            # offset to commit, and committing it raises _NO_OFFSET, which would end the loop.
-            # Asynchronous: the handlers' effects are committed already, and a commit lost to a
-            # crash only redelivers messages the handlers recognise as processed.
-            self.consumer.commit(asynchronous=True)
+        # A batch of nothing but error events (a topic still being created, a rebalance) has no
+        # offset to commit, and committing it raises _NO_OFFSET, which would end the loop.
+        self.uncommitted = self.uncommitted or bool(good or skipped)
+        self._commit(due_only=True)
         return len(messages)
+
+    def _commit(self, *, due_only: bool) -> None:
+        """Commit the consumed offsets, asynchronously and at most every COMMIT_EVERY_SECONDS while busy.
+
+        The handlers' effects are committed already: a commit lost to a crash only redelivers
+        messages the handlers recognise as processed. Each commit is a write to the broker's offsets
+        log, and one per poll cost the broker more CPU than the messages themselves.
+        """
+        if not self.uncommitted or (due_only and time.monotonic() - self.committed_at < self.COMMIT_EVERY_SECONDS):
+            return
+        self.consumer.commit(asynchronous=True)
+        self.uncommitted = False
+        self.committed_at = time.monotonic()
 
     def wants(self, message) -> bool:
         """False for an event type this context has no handler for, told by the message's header

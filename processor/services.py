@@ -160,7 +160,8 @@ def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None
     alias = _alias()
     try:
         with transaction.atomic(using=alias):
-            saga = SagaInstance.objects.using(alias).create(
+            # Built first and inserted once, with the command it sends already in its payload.
+            saga = SagaInstance(
                 saga_type=SagaType.ORDER,
                 aggregate_id=order_id,
                 current_state=SagaState.RESERVING,
@@ -176,7 +177,7 @@ def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None
                 },
             )
             _command("ReserveAssets", saga=saga, payload={"saga_id": str(saga.saga_id), **saga.payload}, cause=cause)
-            saga.save(using=alias)
+            saga.save(using=alias, force_insert=True)
     except IntegrityError:
         return None  # the saga exists: this OrderCreated was already handled (or the cancel came first)
     return saga
@@ -200,22 +201,27 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
             return saga.current_state
         if saga.current_state != SagaState.RESERVING:
             return None
-        _move(saga, SagaState.RESERVED, reservation_id=reservation_id)
+        # RESERVED and then CONFIRMED in this one transaction: the saga row is written once, at the end.
+        saga.payload = {**saga.payload, "reservation_id": reservation_id}
         replica = CustomerReplica.objects.using(alias).filter(customer_id=saga.payload["customer_id"]).first()
         tier_code = replica.tier_code if replica else DEFAULT_TIER
         priority = tier_priority(tier_code)
-        MatchingQueueEntry.objects.using(alias).get_or_create(
-            order_id=saga.aggregate_id,
-            defaults={
-                "saga_id": saga.saga_id,
-                "customer_id": saga.payload["customer_id"],
-                "customer_tier": tier_code,
-                "asset_name": saga.payload["asset_name"],
-                "order_side": saga.payload["order_side"],
-                "size": decimal_from(saga.payload["size"]),
-                "price": decimal_from(saga.payload["price"]),
-                "priority": priority,
-            },
+        # One INSERT … ON CONFLICT DO NOTHING: an entry already queued for the order stays as it is.
+        MatchingQueueEntry.objects.using(alias).bulk_create(
+            [
+                MatchingQueueEntry(
+                    order_id=saga.aggregate_id,
+                    saga_id=saga.saga_id,
+                    customer_id=saga.payload["customer_id"],
+                    customer_tier=tier_code,
+                    asset_name=saga.payload["asset_name"],
+                    order_side=saga.payload["order_side"],
+                    size=decimal_from(saga.payload["size"]),
+                    price=decimal_from(saga.payload["price"]),
+                    priority=priority,
+                )
+            ],
+            ignore_conflicts=True,
         )
         _publish(
             "OrderConfirmed",
