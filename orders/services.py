@@ -321,10 +321,54 @@ def order_status_apply(*, event: dict, new_status: str, rejection_reason: str | 
     order_id = _order_id_of(event)
     if order_id is None:
         return _event_outcome(None)
-    order = _order_transition(
-        order_id=order_id, new_status=new_status, strict=False, cause=event, rejection_reason=rejection_reason
-    )
+    if connections[ALIAS].vendor == "postgresql":
+        order = _order_event_transition(order_id, new_status, cause=event, rejection_reason=rejection_reason)
+    else:
+        order = _order_transition(
+            order_id=order_id, new_status=new_status, strict=False, cause=event, rejection_reason=rejection_reason
+        )
     return _event_outcome(order)
+
+
+@functools.cache
+def _event_transition_sql() -> tuple[str, list[str]]:
+    quote = connections[ALIAS].ops.quote_name
+    fields = [field.attname for field in Order._meta.concrete_fields]
+    table = quote(Order._meta.db_table)
+    returning = ", ".join(f"o.{quote(field.column)}" for field in Order._meta.concrete_fields)
+    sql = (
+        f"UPDATE {table} AS o SET status = %s, version = o.version + 1, updated_at = %s, "  # noqa: S608
+        "rejection_reason = COALESCE(%s, o.rejection_reason) "
+        f"FROM (SELECT id, status FROM {table} WHERE id = %s FOR UPDATE) AS prev "
+        f"WHERE o.id = prev.id AND prev.status = ANY(%s) RETURNING prev.status, {returning}"
+    )
+    return sql, fields
+
+
+def _order_event_transition(order_id, new_status: str, *, cause: dict, rejection_reason: str | None) -> Order | None:
+    """`_order_transition` for an event on PostgreSQL (strict=False): the row lock, the legality
+    check and the move are one UPDATE … RETURNING instead of a savepoint, a SELECT and a versioned
+    UPDATE, so the orders consumer's most frequent write is two statements with its outbox row.
+    """
+    sql, fields = _event_transition_sql()
+    sources = [status for status in OrderStatus.values if transition_allowed(status, new_status)]
+    with transaction.atomic(using=ALIAS, savepoint=False):
+        with connections[ALIAS].cursor() as cursor:
+            cursor.execute(sql, [new_status, timezone.now(), rejection_reason, order_id, sources])
+            row = cursor.fetchone()
+        if row is None:
+            return None  # unknown, or moved on to where this event no longer applies
+        old_status, *values = row
+        order = Order.from_db(ALIAS, fields, values)
+        outbox_write(
+            events.CONTEXT,
+            EVENT_FOR_STATUS.get(new_status, events.ORDER_STATUS_CHANGED),
+            aggregate_type=AGGREGATE_TYPE,
+            aggregate_id=order.id,
+            payload=order_snapshot(order, old_status=old_status),
+            **caused_by(cause),
+        )
+    return order
 
 
 def order_match_requested(*, event: dict) -> dict:
