@@ -48,6 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--soak", type=int, default=300, help="seconds of the steady-rate phase, also the memory soak (300)"
     )
+    parser.add_argument(
+        "--light-rate",
+        type=float,
+        default=20,
+        help="orders per second of a short phase below capacity, before the soak (20; 0 skips it)",
+    )
+    parser.add_argument("--light-seconds", type=int, default=30, help="seconds of that phase (30)")
     parser.add_argument("--customers", type=int, default=10_000, help="bulk customers (10,000)")
     parser.add_argument("--orders", type=int, default=1_000_000, help="bulk orders for the listing (1,000,000)")
     parser.add_argument("--listing-requests", type=int, default=2000)
@@ -407,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         if "listing" not in args.skip:
             run_listing(args, base_url, clients, results)
         if "latency" not in args.skip:
+            if args.light_rate:
+                run_light_latency(args, base_url, clients, results)
             run_latency(args, base_url, clients, results, sampler)
         results["memory_during_system"] = True
     except KeyboardInterrupt as exc:
@@ -502,22 +511,17 @@ def run_placement(args, base_url, clients, results, sampler) -> None:
     say(f"saga: {rate:.1f} confirmed/s over the best 30 s ({len(confirmed)} of {len(ids)} confirmed)")
 
 
-def run_latency(args, base_url, clients, results, sampler) -> None:
-    tag = load.run_tag()
-    say(f"latency + soak: {args.rate:g} orders/s for {args.soak}s")
-    sampler.mark("soak start")
-    soak_started = time.time()
-    steady = asyncio.run(load.open_loop_orders(base_url, clients, args.rate, args.soak, tag))
-    soak_ended = time.time()
-    sampler.mark("soak end")
+def steady_rate(base_url, clients, rate: float, seconds: float) -> dict:
+    """Orders at a steady `rate` for `seconds`; end-to-end and client latencies of what was confirmed."""
+    steady = asyncio.run(load.open_loop_orders(base_url, clients, rate, seconds, load.run_tag()))
     states, _ = wait_settled([o.order_id for o in steady.accepted], timeout=30)
     e2e = [
         (states[o.order_id][1].timestamp() - o.sent_at) * 1000
         for o in steady.accepted
         if o.order_id in states and states[o.order_id][0] == "ORDER_CONFIRMED"
     ]
-    results["latency"] = {
-        "rate": args.rate,
+    return {
+        "rate": rate,
         "seconds": steady.seconds,
         "orders": len(steady.accepted),
         "responses": steady.status_counts,
@@ -527,11 +531,32 @@ def run_latency(args, base_url, clients, results, sampler) -> None:
         "client_observed_ms": stats(steady.latencies_ms),
         "how": "end_to_end: client wall clock at send → orders.updated_at of the ORDER_CONFIRMED commit (same host "
         "clock); client_observed: send → answer of POST /api/orders (201, the order CREATED)",
-        "soak_window": [soak_started, soak_ended],
         "errors": steady.errors[:5],
         "samples_end_to_end_ms": e2e,
         "samples_client_ms": steady.latencies_ms,
     }
+
+
+def run_light_latency(args, base_url, clients, results) -> None:
+    """The same measure at a rate below the system's capacity: what one order costs without queueing."""
+    say(f"latency below capacity: {args.light_rate:g} orders/s for {args.light_seconds}s")
+    light = steady_rate(base_url, clients, args.light_rate, args.light_seconds)
+    for name in ("samples_end_to_end_ms", "samples_client_ms"):
+        light.pop(name)
+    results["latency_light"] = light
+    say(
+        f"latency at {args.light_rate:g}/s: end-to-end p50 {light['end_to_end_ms']['p50'] or 0:.0f} / "
+        f"p99 {light['end_to_end_ms']['p99'] or 0:.0f} ms"
+    )
+
+
+def run_latency(args, base_url, clients, results, sampler) -> None:
+    say(f"latency + soak: {args.rate:g} orders/s for {args.soak}s")
+    sampler.mark("soak start")
+    soak_started = time.time()
+    results["latency"] = steady_rate(base_url, clients, args.rate, args.soak)
+    results["latency"]["soak_window"] = [soak_started, soak_started + results["latency"]["seconds"]]
+    sampler.mark("soak end")
     e2e_stats = results["latency"]["end_to_end_ms"]
     client_stats = results["latency"]["client_observed_ms"]
     say(

@@ -624,7 +624,9 @@ ferret_start() {
     fi
     mkdir -p "$FERRET_DIR"
     [ -f "$FERRET_LOG" ] && mv -f "$FERRET_LOG" "$FERRET_LOG.1"
-    (cd "$FERRET_DIR" && exec setsid nohup "$FERRET_BIN" \
+    # nice 10: on a shared machine FerretDB serves what is off the order path (notices, the audit
+    # trail, request telemetry), so it yields the CPU to the order path under a burst and catches up.
+    (cd "$FERRET_DIR" && exec setsid nohup nice -n 10 "$FERRET_BIN" \
         --handler=postgresql \
         --postgresql-url="postgres://$BROKAGE_DB_USER:$BROKAGE_DB_PASSWORD@$HOST:$BROKAGE_PG_PORT/$FERRETDB_DATABASE" \
         --listen-addr="$HOST:$BROKAGE_MONGO_PORT" \
