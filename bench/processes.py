@@ -150,11 +150,13 @@ def service_pids() -> dict[str, int]:
 
 
 class MemorySampler(threading.Thread):
-    """RSS of each watched process tree, every `interval` seconds, until stopped.
+    """Memory of each watched process tree, every `interval` seconds, until stopped.
 
-    For each name it keeps a time series of the tree's summed RSS and the peak RSS of its largest
-    single process (for gunicorn, one worker; for PostgreSQL, one backend — their shared buffers
-    are counted once per process by RSS, so the sum overstates them).
+    For each name it keeps the peak of the tree's summed RSS and the peak RSS of its largest single
+    process (for gunicorn, one worker; for PostgreSQL, one backend — their shared buffers are
+    counted once per process by RSS, so the sum overstates them), and a time series of the tree's
+    summed PSS (shared pages divided among the processes sharing them) for the growth over the soak:
+    RSS would count every page of shared_buffers a new PostgreSQL backend touches as growth.
     """
 
     def __init__(self, interval: float = 1.0, tick=None) -> None:
@@ -188,14 +190,16 @@ class MemorySampler(threading.Thread):
                 tree = [root, *root.children(recursive=True)] if self.whole_tree.get(name, True) else [root]
             except psutil.Error:
                 continue
-            rss = []
+            rss, pss = [], []
             for proc in tree:
                 with contextlib.suppress(psutil.Error):
-                    rss.append(proc.memory_info().rss / 2**20)
+                    info = proc.memory_full_info()
+                    rss.append(info.rss / 2**20)
+                    pss.append(getattr(info, "pss", info.rss) / 2**20)
             if not rss:
                 continue
             total, single = sum(rss), max(rss)
-            self.series.setdefault(name, []).append((now, total))
+            self.series.setdefault(name, []).append((now, sum(pss)))
             self.peak_total[name] = max(self.peak_total.get(name, 0.0), total)
             self.peak_single[name] = max(self.peak_single.get(name, 0.0), single)
 
@@ -211,7 +215,7 @@ class MemorySampler(threading.Thread):
         self.join(5)
 
     def growth_mb_per_minute(self, name: str, start: float, end: float) -> float | None:
-        """Least-squares slope of the tree's RSS between two instants, in MB per minute."""
+        """Least-squares slope of the tree's PSS between two instants, in MB per minute."""
         points = [(t, v) for t, v in self.series.get(name, []) if start <= t <= end]
         if len(points) < 5:
             return None
