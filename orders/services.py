@@ -263,17 +263,22 @@ def _order_transition(
             if rejection_reason is not None:
                 changes["rejection_reason"] = rejection_reason
             versioned_update(order, **changes)
-            outbox_write(
-                events.CONTEXT,
-                EVENT_FOR_STATUS.get(new_status, events.ORDER_STATUS_CHANGED),
-                aggregate_type=AGGREGATE_TYPE,
-                aggregate_id=order.id,
-                payload=order_snapshot(order, old_status=old_status),
-                **trace,
-            )
+            _status_event(order, old_status=old_status, trace=trace)
             return order
 
     return retry_on_conflict(attempt)
+
+
+def _status_event(order: Order, *, old_status: str, trace: dict) -> None:
+    """The outbox row of an order's move to its current status."""
+    outbox_write(
+        events.CONTEXT,
+        EVENT_FOR_STATUS.get(order.status, events.ORDER_STATUS_CHANGED),
+        aggregate_type=AGGREGATE_TYPE,
+        aggregate_id=order.id,
+        payload=order_snapshot(order, old_status=old_status),
+        **trace,
+    )
 
 
 def order_cancel(*, actor: Principal, order_id: str | uuid.UUID) -> Order:
@@ -360,14 +365,7 @@ def _order_event_transition(order_id, new_status: str, *, cause: dict, rejection
             return None  # unknown, or moved on to where this event no longer applies
         old_status, *values = row
         order = Order.from_db(ALIAS, fields, values)
-        outbox_write(
-            events.CONTEXT,
-            EVENT_FOR_STATUS.get(new_status, events.ORDER_STATUS_CHANGED),
-            aggregate_type=AGGREGATE_TYPE,
-            aggregate_id=order.id,
-            payload=order_snapshot(order, old_status=old_status),
-            **caused_by(cause),
-        )
+        _status_event(order, old_status=old_status, trace=caused_by(cause))
     return order
 
 
