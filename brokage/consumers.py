@@ -246,6 +246,46 @@ def deliver_in_process(topic: str, raw: bytes, bus) -> None:
             deliver(context, topic, raw, bus)
 
 
+def wanted(context: str, message) -> bool:
+    """False for an event type `context` has no handler for, told by the message's `event_type`
+    header (set by the relay), so it is skipped without being decoded; True when there is no header."""
+    for key, value in message.headers() or ():
+        if key == EVENT_TYPE_HEADER:
+            return bool(handlers_for(context, value.decode()))
+    return True
+
+
+def deliver_poll(context: str, messages: list) -> None:
+    """One poll's messages (confluent-kafka `Message`s): every message's handlers, then each batch
+    handler once over what it was given.
+
+    In a relational context the poll is one transaction with no savepoint per event: a failure or a
+    duplicate anywhere rolls it all back, and the messages are then handled one at a time, each in
+    its own transaction with its retries and the DLQ.
+    """
+    bus = get_bus()
+    alias = context_alias(context)
+    deferred: dict = {}
+    if alias is not None and len(messages) > 1:
+        _batch.alias = alias
+        try:
+            with transaction.atomic(using=alias):
+                for message in messages:
+                    deliver(context, message.topic(), message.value(), bus, in_batch=True, deferred=deferred)
+        except (_BatchAborted, DatabaseError) as exc:
+            logger.info("batch rolled back (%s); handling its messages one at a time", exc)
+            close_old_connections()
+            deferred = {}
+        else:
+            deliver_deferred(context, deferred, bus)
+            return
+        finally:
+            _batch.alias = None
+    for message in messages:
+        deliver(context, message.topic(), message.value(), bus, deferred=deferred)
+    deliver_deferred(context, deferred, bus)
+
+
 # --- The Kafka consumer loop --------------------------------------------------------------------------
 
 
@@ -326,7 +366,7 @@ class KafkaConsumerRunner:
         for message in messages:
             if message.error():
                 logger.warning("consumer error", extra={"context": self.context, "error": str(message.error())})
-            elif self.wants(message):
+            elif wanted(self.context, message):
                 good.append(message)
             else:
                 skipped += 1
@@ -352,6 +392,19 @@ class KafkaConsumerRunner:
         self.uncommitted = False
         self.committed_at = time.monotonic()
 
+    def _commit(self, *, due_only: bool) -> None:
+        """Commit the consumed offsets, asynchronously and at most every COMMIT_EVERY_SECONDS while busy.
+
+        The handlers' effects are committed already: a commit lost to a crash only redelivers
+        messages the handlers recognise as processed. Each commit is a write to the broker's offsets
+        log, and one per poll cost the broker more CPU than the messages themselves.
+        """
+        if not self.uncommitted or (due_only and time.monotonic() - self.committed_at < self.COMMIT_EVERY_SECONDS):
+            return
+        self.consumer.commit(asynchronous=True)
+        self.uncommitted = False
+        self.committed_at = time.monotonic()
+
     def wants(self, message) -> bool:
         """False for an event type this context has no handler for, told by the message's header
         (the relay sets `event_type`), so it is skipped without being decoded."""
@@ -361,28 +414,7 @@ class KafkaConsumerRunner:
         return True
 
     def deliver_batch(self, messages: list) -> None:
-        """Every message's handlers, then each batch handler once over what it was given."""
-        bus = get_bus()
-        alias = context_alias(self.context)
-        deferred: dict = {}
-        if alias is not None and len(messages) > 1:
-            _batch.alias = alias
-            try:
-                with transaction.atomic(using=alias):
-                    for message in messages:
-                        deliver(self.context, message.topic(), message.value(), bus, in_batch=True, deferred=deferred)
-            except (_BatchAborted, DatabaseError) as exc:
-                logger.info("batch rolled back (%s); handling its messages one at a time", exc)
-                close_old_connections()
-                deferred = {}
-            else:
-                deliver_deferred(self.context, deferred, bus)
-                return
-            finally:
-                _batch.alias = None
-        for message in messages:
-            deliver(self.context, message.topic(), message.value(), bus, deferred=deferred)
-        deliver_deferred(self.context, deferred, bus)
+        deliver_poll(self.context, messages)
 
     def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> int:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
