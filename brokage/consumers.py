@@ -392,27 +392,6 @@ class KafkaConsumerRunner:
         self.uncommitted = False
         self.committed_at = time.monotonic()
 
-    def _commit(self, *, due_only: bool) -> None:
-        """Commit the consumed offsets, asynchronously and at most every COMMIT_EVERY_SECONDS while busy.
-
-        The handlers' effects are committed already: a commit lost to a crash only redelivers
-        messages the handlers recognise as processed. Each commit is a write to the broker's offsets
-        log, and one per poll cost the broker more CPU than the messages themselves.
-        """
-        if not self.uncommitted or (due_only and time.monotonic() - self.committed_at < self.COMMIT_EVERY_SECONDS):
-            return
-        self.consumer.commit(asynchronous=True)
-        self.uncommitted = False
-        self.committed_at = time.monotonic()
-
-    def wants(self, message) -> bool:
-        """False for an event type this context has no handler for, told by the message's header
-        (the relay sets `event_type`), so it is skipped without being decoded."""
-        for key, value in message.headers() or ():
-            if key == EVENT_TYPE_HEADER:
-                return bool(handlers_for(self.context, value.decode()))
-        return True
-
     def deliver_batch(self, messages: list) -> None:
         deliver_poll(self.context, messages)
 
