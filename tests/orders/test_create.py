@@ -266,7 +266,7 @@ def test_prefer_wait_answers_as_soon_as_the_order_is_settled(people, client_for)
     def saga_confirms():
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            order = Order.objects.filter(client_order_id="waited").first()
+            order = retry_while_sqlite_is_busy(lambda: Order.objects.filter(client_order_id="waited").first())
             if order is not None:
                 for handler, event in (
                     (handlers.on_asset_reserved, asset_reserved(order)),
