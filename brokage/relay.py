@@ -82,17 +82,9 @@ def relay_pass(context: str, *, batch_size: int | None = None, created_before=No
         rows = list(pending.select_for_update(skip_locked=True).order_by("created_at")[:batch_size])
         if not rows:
             return result
-        messages = [
-            OutgoingMessage(topic=topic_for(context), key=partition_key(row.payload), envelope=row.payload)
-            for row in rows
-        ]
-        errors = get_bus().publish_batch(messages)
-        now = timezone.now()
+        errors = get_bus().publish_batch([_message(context, row.payload) for row in rows])
         delivered = [row.id for row, error in zip(rows, errors, strict=False) if error is None]
-        if delivered:
-            model.objects.using(alias).filter(id__in=delivered).update(
-                status=OutboxStatus.PUBLISHED, published_at=now, last_error=""
-            )
+        _mark_published(context, delivered)
         result.published = len(delivered)
         for row, error in zip(rows, errors, strict=False):
             if error is None:
@@ -111,6 +103,19 @@ def relay_pass(context: str, *, batch_size: int | None = None, created_before=No
             extra={"context": context, "failed": result.failed_attempts, "error": result.errors[-1]},
         )
     return result
+
+
+def _message(context: str, envelope: dict) -> OutgoingMessage:
+    return OutgoingMessage(topic=topic_for(context), key=partition_key(envelope), envelope=envelope)
+
+
+def _mark_published(context: str, ids: list) -> None:
+    """The acknowledged rows become PUBLISHED (a row another pass marked already is left as it is)."""
+    if ids:
+        model = outbox_model(context)
+        model.objects.using(router.db_for_write(model)).filter(id__in=ids, status=OutboxStatus.PENDING).update(
+            status=OutboxStatus.PUBLISHED, published_at=timezone.now(), last_error=""
+        )
 
 
 def _serialize_passes(context: str, alias: str) -> None:
@@ -243,21 +248,13 @@ def publish_committed(committed: list[tuple[str, dict]]) -> int:
     A row whose delivery failed stays PENDING for the beat's `relay_all` (which counts the attempt).
     Returns how many were published.
     """
-    messages = [
-        OutgoingMessage(topic=topic_for(context), key=partition_key(envelope), envelope=envelope)
-        for context, envelope in committed
-    ]
-    errors = get_bus().publish_batch(messages)
+    errors = get_bus().publish_batch([_message(context, envelope) for context, envelope in committed])
     delivered: dict[str, list[str]] = {}
     for (context, envelope), error in zip(committed, errors, strict=True):
         if error is None:
             delivered.setdefault(context, []).append(envelope["event_id"])
-    now = timezone.now()
     for context, ids in delivered.items():
-        model = outbox_model(context)
-        model.objects.using(router.db_for_write(model)).filter(id__in=ids, status=OutboxStatus.PENDING).update(
-            status=OutboxStatus.PUBLISHED, published_at=now, last_error=""
-        )
+        _mark_published(context, ids)
     failed = len(committed) - sum(len(ids) for ids in delivered.values())
     if failed:
         logger.warning("outbox delivery failed; the beat retries", extra={"failed": failed, "error": errors[-1]})
