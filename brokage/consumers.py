@@ -97,8 +97,12 @@ class _BatchAborted(Exception):
     """A message of a batch failed or was a duplicate: the batch is rolled back and redone one by one."""
 
 
-# Set while a consumer handles a poll in one transaction (see KafkaConsumerRunner.deliver_batch).
+# The alias whose transaction holds a whole poll, while `deliver_poll` handles it in one.
 _batch = threading.local()
+
+
+def _batch_alias() -> str | None:
+    return getattr(_batch, "alias", None)
 
 
 def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: Callable[[], object]) -> bool:
@@ -113,7 +117,7 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
     redelivery) aborts the whole batch, which is then redone one message at a time.
     """
     alias = router.db_for_write(processed_model)
-    in_batch = getattr(_batch, "alias", None) == alias
+    in_batch = _batch_alias() == alias
     try:
         with transaction.atomic(using=alias, savepoint=not in_batch):
             result = effect()
@@ -163,11 +167,11 @@ def context_alias(context: str) -> str | None:
     return None
 
 
-def deliver(context: str, topic: str, raw: bytes, bus, *, in_batch: bool = False, deferred: dict | None = None) -> bool:
+def deliver(context: str, topic: str, raw: bytes, bus, *, deferred: dict | None = None) -> bool:
     """Run `context`'s handlers for one message; never raises. Returns False if it went to the DLQ.
 
-    `in_batch`: a batch transaction is open around this call (see `KafkaConsumerRunner`): a handler
-    gets one attempt, and any failure ends the batch (the caller redoes it message by message).
+    Inside `deliver_poll`'s transaction for a whole poll, a handler gets one attempt, and any
+    failure ends that transaction (it raises `_BatchAborted`; the poll is redone message by message).
     `deferred`: where batch handlers' messages are collected ({handler: [(topic, raw, envelope)]})
     for the caller to run them once per poll; without it they run at once with this message alone.
     """
@@ -185,7 +189,7 @@ def deliver(context: str, topic: str, raw: bytes, bus, *, in_batch: bool = False
             if deferred is not None and getattr(handler, "batch", False):
                 deferred.setdefault(handler, []).append((topic, raw, envelope))
                 continue
-            error = _run_with_retries(handler, envelope, in_batch)
+            error = _run_with_retries(handler, envelope)
             if error is not None:
                 _dead_letter(context, topic, raw, envelope, error, bus)
                 return False
@@ -215,7 +219,7 @@ def _dead_letter(context: str, topic: str, raw: bytes, envelope: dict, error: st
     bus.send_dead_letter(dlq_topic_for(topic), raw, error, group_id_for(context))
 
 
-def _run_with_retries(handler: Handler, envelope: dict, in_batch: bool = False) -> str | None:
+def _run_with_retries(handler: Handler, envelope: dict) -> str | None:
     """Run `handler`, retrying failures; returns the last error, or None once it succeeded.
 
     In a batch transaction nothing is retried here: the failure may have left the transaction with
@@ -229,7 +233,7 @@ def _run_with_retries(handler: Handler, envelope: dict, in_batch: bool = False) 
             handler(argument)
             return None
         except Exception as exc:  # any failure is retried, then dead-lettered
-            if in_batch:
+            if _batch_alias() is not None:
                 raise _BatchAborted(f"{type(exc).__name__}: {exc}") from exc
             if attempt == attempts:
                 return f"{handler.__module__}.{handler.__name__}: {type(exc).__name__}: {exc}"
@@ -271,16 +275,17 @@ def deliver_poll(context: str, messages: list) -> None:
         try:
             with transaction.atomic(using=alias):
                 for message in messages:
-                    deliver(context, message.topic(), message.value(), bus, in_batch=True, deferred=deferred)
+                    deliver(context, message.topic(), message.value(), bus, deferred=deferred)
+            committed = True
         except (_BatchAborted, DatabaseError) as exc:
             logger.info("batch rolled back (%s); handling its messages one at a time", exc)
             close_old_connections()
-            deferred = {}
-        else:
+            committed, deferred = False, {}
+        finally:
+            _batch.alias = None  # batch handlers below run after the transaction, with their retries
+        if committed:
             deliver_deferred(context, deferred, bus)
             return
-        finally:
-            _batch.alias = None
     for message in messages:
         deliver(context, message.topic(), message.value(), bus, deferred=deferred)
     deliver_deferred(context, deferred, bus)
@@ -371,7 +376,7 @@ class KafkaConsumerRunner:
             else:
                 skipped += 1
         if good:
-            self.deliver_batch(good)
+            deliver_poll(self.context, good)
         self.handled += len(good) + skipped
         # A batch of nothing but error events (a topic still being created, a rebalance) has no
         # offset to commit, and committing it raises _NO_OFFSET, which would end the loop.
@@ -391,9 +396,6 @@ class KafkaConsumerRunner:
         self.consumer.commit(asynchronous=True)
         self.uncommitted = False
         self.committed_at = time.monotonic()
-
-    def deliver_batch(self, messages: list) -> None:
-        deliver_poll(self.context, messages)
 
     def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> int:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
