@@ -66,6 +66,11 @@ class LoadResult:
     def count(self, key: str) -> None:
         self.status_counts[key] = self.status_counts.get(key, 0) + 1
 
+    def failed(self, exc: BaseException) -> None:
+        """A request that got no answer: counted by the error's class."""
+        self.count(type(exc).__name__)
+        self.errors.append(repr(exc)[:200])
+
 
 def http_client(base_url: str, connections: int) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=KEEPALIVE_SECONDS)
@@ -110,8 +115,7 @@ async def closed_loop_orders(base_url: str, clients: list[Client], seconds: floa
                 try:
                     status, content = await answer(http.post("/api/orders", json=body, headers=client.headers))
                 except REQUEST_ERRORS as exc:
-                    result.count(type(exc).__name__)
-                    result.errors.append(repr(exc)[:200])
+                    result.failed(exc)
                     continue
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
                 result.count(str(status))
@@ -156,8 +160,7 @@ async def open_loop_orders(
             try:
                 status, content = await answer(http.post("/api/orders", json=body, headers=headers))
             except REQUEST_ERRORS as exc:
-                result.count(type(exc).__name__)
-                result.errors.append(repr(exc)[:200])
+                result.failed(exc)
                 return
             elapsed = (time.perf_counter() - started) * 1000
             result.count(str(status))
@@ -210,8 +213,7 @@ async def listing(
                 try:
                     status, content = await answer(http.get("/api/orders", params=params, headers=client.headers))
                 except REQUEST_ERRORS as exc:
-                    result.count(type(exc).__name__)
-                    result.errors.append(repr(exc)[:200])
+                    result.failed(exc)
                     continue
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
                 result.count(str(status))
