@@ -289,6 +289,8 @@ NOTIFICATIONS_EMAIL_RETRY_DELAY_SECONDS = float(os.environ.get("NOTIFICATIONS_EM
 # records what would be sent in the `outbound_messages` collection.
 NOTIFICATIONS_SMS_PROVIDER = os.environ.get("NOTIFICATIONS_SMS_PROVIDER", "notifications.delivery.RecordingProvider")
 NOTIFICATIONS_PUSH_PROVIDER = os.environ.get("NOTIFICATIONS_PUSH_PROVIDER", "notifications.delivery.RecordingProvider")
+# How long a process keeps a customer's contact (notifications/services.py); 0 reads it for every notification.
+NOTIFICATIONS_CONTACT_CACHE_SECONDS = float(os.environ.get("NOTIFICATIONS_CONTACT_CACHE_SECONDS", "5"))
 
 TELEMETRY_ENABLED = env_bool("TELEMETRY_ENABLED", True)
 TELEMETRY_PATH_PREFIXES = env_list("TELEMETRY_PATH_PREFIXES", "/api/")

@@ -94,11 +94,10 @@ def customer_preferences_apply(*, event: dict) -> None:
 # notification. A contact write handled by this process drops the entry at once, so a welcome or a
 # preference change handled here applies to the very next notification; a write handled by another
 # process (a second consumer of the group, another web worker on the embedded profile) is seen
-# within CONTACT_CACHE_SECONDS. That much staleness is acceptable: contacts arrive on the customers
-# topic and notifications on the orders and assets topics, consumed with no order between them, so a
-# changed address or preference never took effect at an exact event anyway.
-# `NOTIFICATIONS_CONTACT_CACHE_SECONDS = 0` turns the cache off.
-CONTACT_CACHE_SECONDS = 5.0
+# within settings.NOTIFICATIONS_CONTACT_CACHE_SECONDS (0 turns the cache off). That much staleness
+# is acceptable: contacts arrive on the customers topic and notifications on the orders and assets
+# topics, consumed with no order between them, so a changed address or preference never took effect
+# at an exact event anyway.
 CONTACT_CACHE_MAX_ENTRIES = 20_000
 
 _contacts_cached: dict[tuple[str, int], tuple[float, dict]] = {}
@@ -108,7 +107,7 @@ _contacts_forgets = 0
 
 
 def _contact(customer_id: int) -> dict:
-    lifetime = float(getattr(settings, "NOTIFICATIONS_CONTACT_CACHE_SECONDS", CONTACT_CACHE_SECONDS))
+    lifetime = settings.NOTIFICATIONS_CONTACT_CACHE_SECONDS
     database = notifications_database()
     key = (database.name, customer_id)
     with _contacts_lock:
