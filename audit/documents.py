@@ -13,7 +13,14 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from brokage.documents import IndexSpec, as_utc, collection_ensure, context_database, register_collection_setup
+from brokage.documents import (
+    EXPIRES_ON,
+    IndexSpec,
+    as_utc,
+    collection_ensure,
+    context_database,
+    register_collection_setup,
+)
 
 CONTEXT = "audit"
 AUDIT_LOGS = "audit_logs"
@@ -27,12 +34,14 @@ AUDIT_LOG_INDEXES = [
     IndexSpec([("entity_type", 1), ("entity_id", 1)], "idx_entity"),
     IndexSpec([("action", 1), ("timestamp", -1)], "idx_action_timestamp"),
     IndexSpec([("metadata.event_id", 1)], "idx_event_id"),
+    IndexSpec([(EXPIRES_ON, 1)], "idx_expires_on"),  # the sweep where the server has no expiry
 ]
 TELEMETRY_INDEXES = [
     IndexSpec([("timestamp", 1)], "ttl_timestamp", expire_after_seconds=TELEMETRY_RETENTION_SECONDS),
     IndexSpec([("endpoint", 1), ("timestamp", -1)], "idx_endpoint_timestamp"),
     IndexSpec([("user_id", 1), ("timestamp", -1)], "idx_user_timestamp"),
     IndexSpec([("status_code", 1), ("timestamp", -1)], "idx_status_timestamp"),
+    IndexSpec([(EXPIRES_ON, 1)], "idx_expires_on"),
 ]
 
 

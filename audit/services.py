@@ -8,10 +8,20 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.documents import AUDIT_LOGS, AUDIT_RETENTION_SECONDS, TELEMETRY, TELEMETRY_RETENTION_SECONDS, audit_database
-from brokage.documents import is_duplicate_key_error, is_timeseries, query_time
+from brokage.documents import (
+    EXPIRES_ON,
+    expired_delete,
+    expires_on,
+    expiry_days_note,
+    is_duplicate_key_error,
+    is_timeseries,
+    query_time,
+)
 from brokage.events import EventValidationError, event_type_named, topic_for
 
 ORDER_STATUS_FIELDS = {"old_status", "new_status"}
+AUDIT_RETENTION = timedelta(seconds=AUDIT_RETENTION_SECONDS)
+TELEMETRY_RETENTION = timedelta(seconds=TELEMETRY_RETENTION_SECONDS)
 
 
 def user_id_value(value):
@@ -77,11 +87,13 @@ def audit_logs_record(*, events: list[dict]) -> int:
     if not entries:
         return 0
     try:
-        return len(collection.insert_many(list(entries.values()), ordered=False).inserted_ids)
+        written = len(collection.insert_many(list(entries.values()), ordered=False).inserted_ids)
     except Exception as exc:
         if not is_duplicate_key_error(exc):
             raise
-        return exc.details.get("nInserted", 0) if isinstance(getattr(exc, "details", None), dict) else 0
+        written = exc.details.get("nInserted", 0) if isinstance(getattr(exc, "details", None), dict) else 0
+    expiry_days_note(database, AUDIT_LOGS, (entry[EXPIRES_ON] for entry in entries.values()))
+    return written
 
 
 def _audit_entry(event: dict) -> dict:
@@ -89,9 +101,11 @@ def _audit_entry(event: dict) -> dict:
     context = _source_context(event)
     payload = event["payload"]
     event_id = event["event_id"]
+    timestamp = _occurred_at(event)
     return {
         "_id": event_id,
-        "timestamp": _occurred_at(event),
+        "timestamp": timestamp,
+        EXPIRES_ON: expires_on(timestamp + AUDIT_RETENTION),
         "action": event["event_type"],
         "user_id": user_id_value(event.get("actor_id")),
         "entity_type": event["aggregate_type"],
@@ -115,20 +129,22 @@ def telemetry_batch_write(records: list[dict]) -> int:
     """The sink `brokage.telemetry` hands its batches to."""
     if not records:
         return 0
-    audit_database()[TELEMETRY].insert_many([dict(record) for record in records], ordered=False)
+    database = audit_database()
+    documents = [{**record, EXPIRES_ON: expires_on(record["timestamp"] + TELEMETRY_RETENTION)} for record in records]
+    database[TELEMETRY].insert_many(documents, ordered=False)
+    expiry_days_note(database, TELEMETRY, (document[EXPIRES_ON] for document in documents))
     return len(records)
 
 
 def audit_expired_delete(*, now: datetime | None = None) -> dict[str, int]:
     """Delete audit entries older than 365 days and telemetry older than 30: the sweep that stands in
-    for TTL where the server has none (FerretDB v1), and is harmless where it has."""
+    for TTL where the server has none (FerretDB v1), and is harmless where it has. It goes by
+    `expires_on` (see `brokage.documents.expired_delete`), never through the whole collection."""
     now = now or timezone.now()
     database = audit_database()
-    audit_cutoff = now - timedelta(seconds=AUDIT_RETENTION_SECONDS)
-    telemetry_cutoff = now - timedelta(seconds=TELEMETRY_RETENTION_SECONDS)
     return {
-        AUDIT_LOGS: database[AUDIT_LOGS].delete_many({"timestamp": {"$lt": query_time(audit_cutoff)}}).deleted_count,
-        TELEMETRY: database[TELEMETRY].delete_many({"timestamp": {"$lt": query_time(telemetry_cutoff)}}).deleted_count,
+        name: expired_delete(database, name, now=now, due={"timestamp": {"$lt": query_time(now - retention)}})
+        for name, retention in ((AUDIT_LOGS, AUDIT_RETENTION), (TELEMETRY, TELEMETRY_RETENTION))
     }
 
 

@@ -10,7 +10,7 @@ A context asks for its own database only: `context_database("notifications")`.
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -294,3 +294,67 @@ def query_time(value):
     if value is None or settings.DOCUMENT_BACKEND != "montydb" or value.tzinfo is None:
         return value
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+# --- Expiry by day ---------------------------------------------------------------------------------
+#
+# FerretDB v1 pushes only equality filters down to PostgreSQL. A sweep like `{"timestamp": {"$lt":
+# cutoff}}` made it read and decode every document of the collection in Go: over a million audit
+# entries that took more than a core for minutes, every hour, whether anything had expired or not.
+# So every expiring document also carries `expires_on`, the UTC day it expires, and each database's
+# small `expiry_days` collection lists the days a collection has documents for. The sweep deletes
+# past days whole by equality (an index lookup) and, on the current day, only the documents due.
+# Where the server has TTL or time-series expiry, the sweep finds little left to do.
+
+EXPIRES_ON = "expires_on"
+EXPIRY_DAYS = "expiry_days"
+_days_noted: set[tuple[str, str, str]] = set()
+
+
+def expires_on(moment: datetime) -> str:
+    """The UTC day of `moment`, as `expires_on` stores it ("2026-11-26")."""
+    return as_utc(moment).astimezone(UTC).date().isoformat()
+
+
+def expiry_days_note(database, collection_name: str, days: Iterable[str]) -> None:
+    """Record that `collection_name` has documents expiring on `days`: call it after writing them.
+
+    A day still to come is recorded once per process. A past one is recorded on every call: the sweep
+    may have just removed its entry.
+    """
+    today = expires_on(datetime.now(UTC))
+    for day in set(days):
+        key = (database.name, collection_name, day)
+        if key in _days_noted:
+            continue
+        database[EXPIRY_DAYS].update_one(
+            {"_id": f"{collection_name}:{day}"}, {"$set": {"collection": collection_name, "day": day}}, upsert=True
+        )
+        if day >= today:
+            _days_noted.add(key)
+
+
+def expiry_days_forget() -> None:
+    """Forget which days this process has recorded (tests do, since they empty the store between cases)."""
+    _days_noted.clear()
+
+
+def expired_delete(database, collection_name: str, *, now: datetime, due: dict) -> int:
+    """Delete what has expired in `collection_name` by `now`; returns how many documents went.
+
+    Past days go whole. On `now`'s own day only the documents matching `due` go (the caller's filter
+    on its time field). A past day's entry is removed between two deletes of its documents, so a
+    document written meanwhile is either deleted by the second or has recorded its day again.
+    """
+    today = expires_on(now)
+    documents = database[collection_name]
+    deleted = 0
+    for entry in list(database[EXPIRY_DAYS].find({"collection": collection_name})):
+        day = entry["day"]
+        if day < today:
+            deleted += documents.delete_many({EXPIRES_ON: day}).deleted_count
+            database[EXPIRY_DAYS].delete_one({"_id": entry["_id"]})
+            deleted += documents.delete_many({EXPIRES_ON: day}).deleted_count
+        elif day == today:
+            deleted += documents.delete_many({EXPIRES_ON: day, **due}).deleted_count
+    return deleted

@@ -14,7 +14,14 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from brokage.documents import IndexSpec, as_utc, collection_ensure, context_database, register_collection_setup
+from brokage.documents import (
+    EXPIRES_ON,
+    IndexSpec,
+    as_utc,
+    collection_ensure,
+    context_database,
+    register_collection_setup,
+)
 
 CONTEXT = "notifications"
 NOTIFICATIONS = "notifications"
@@ -28,6 +35,7 @@ NOTIFICATION_INDEXES = [
     IndexSpec([("channels.email.status", 1)], "idx_email_status"),
     # The document says when it expires; the server deletes it at that instant where TTL exists.
     IndexSpec([("expires_at", 1)], "ttl_expires_at", expire_after_seconds=0),
+    IndexSpec([(EXPIRES_ON, 1)], "idx_expires_on"),  # the sweep where the server has no TTL
 ]
 OUTBOUND_INDEXES = [
     IndexSpec([("customer_id", 1), ("created_at", -1)], "idx_outbound_customer_created"),

@@ -16,7 +16,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from brokage.auth import Principal
-from brokage.documents import is_duplicate_key_error, query_time
+from brokage.documents import (
+    EXPIRES_ON,
+    expired_delete,
+    expires_on,
+    expiry_days_note,
+    is_duplicate_key_error,
+    query_time,
+)
 from brokage.errors import NotFound
 from notifications.delivery import CHANNELS, ChannelStatus
 from notifications.documents import CONTACTS, NOTIFICATIONS, notifications_database
@@ -165,8 +172,11 @@ def notification_create_for_event(*, event: dict) -> str | None:
         return None
     notification_id = notification_id_for(event_id=event["event_id"], notification_type=content.type)
     document = _new_document(notification_id=notification_id, content=content, source_event_id=event["event_id"])
+    database = notifications_database()
+    # Recorded first: the day is weeks ahead, so no sweep can remove its entry before the insert.
+    expiry_days_note(database, NOTIFICATIONS, [document[EXPIRES_ON]])
     try:
-        notifications_database()[NOTIFICATIONS].insert_one(document)
+        database[NOTIFICATIONS].insert_one(document)
     except Exception as exc:
         if not is_duplicate_key_error(exc):
             raise
@@ -178,6 +188,7 @@ def notification_create_for_event(*, event: dict) -> str | None:
 
 def _new_document(*, notification_id: str, content: NotificationContent, source_event_id: str) -> dict:
     now = timezone.now()
+    expires_at = now + timedelta(days=RETENTION_DAYS.get(content.priority, 90))
     pending = {"status": ChannelStatus.PENDING}
     return {
         "_id": notification_id,
@@ -199,7 +210,8 @@ def _new_document(*, notification_id: str, content: NotificationContent, source_
         "related_entity": content.related_entity,
         "created_at": now,
         "updated_at": now,
-        "expires_at": now + timedelta(days=RETENTION_DAYS.get(content.priority, 90)),
+        "expires_at": expires_at,
+        EXPIRES_ON: expires_on(expires_at),
         "source_event_id": source_event_id,
     }
 
@@ -248,8 +260,8 @@ def notification_mark_read(*, actor: Principal, notification_id: str) -> dict:
 
 
 def notifications_expired_delete(*, now=None) -> int:
-    """Delete notifications past `expires_at`; the TTL index does it where the server has TTL."""
-    result = notifications_database()[NOTIFICATIONS].delete_many(
-        {"expires_at": {"$lte": query_time(now or timezone.now())}}
-    )
-    return result.deleted_count
+    """Delete notifications past `expires_at`; the TTL index does it where the server has TTL. It goes
+    by `expires_on` (see `brokage.documents.expired_delete`), never through the whole collection."""
+    now = now or timezone.now()
+    due = {"expires_at": {"$lte": query_time(now)}}
+    return expired_delete(notifications_database(), NOTIFICATIONS, now=now, due=due)

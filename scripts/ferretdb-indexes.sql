@@ -6,8 +6,8 @@
 -- `_jsonb -> 'field' @> value`, which a btree cannot serve: every `find_one({"_id": x})`,
 -- `update_one` and upsert scanned the whole collection, and the cost grew with the collection. A
 -- GIN index with jsonb_path_ops on the same expression does serve `@>`. Every index FerretDB
--- creates gets such a companion on its first key (an event trigger; not in the append-only audit
--- and telemetry collections), and custom plans keep the
+-- creates gets such a companion on its first key (an event trigger; in the append-only audit and
+-- telemetry collections only for `expires_on`), and custom plans keep the
 -- parameter `'field'` a constant the planner can match against the index expression.
 --
 -- A real MongoDB needs none of this: the application uses plain pymongo and the same indexes.
@@ -32,14 +32,15 @@ BEGIN
     IF NOT FOUND OR info.method <> 'btree' OR info.table_name LIKE '\_ferretdb%' THEN
         RETURN;
     END IF;
-    -- The append-only trails (an entry per event, a document per request) are written far more
-    -- than they are searched: a GIN per index would cost every insert more than it saves.
-    IF info.table_name LIKE 'audit\_logs\_%' OR info.table_name LIKE 'telemetry\_%' THEN
-        RETURN;
-    END IF;
     field := substring(info.first_key FROM '^\(?_jsonb -> ''([^'']+)''::text\)?$');
     IF field IS NULL THEN
         RETURN;  -- a nested path or a plain column: FerretDB does not push those down
+    END IF;
+    -- The append-only trails (an entry per event, a document per request) are written far more
+    -- than they are searched: a GIN per index would cost every insert more than it saves. Their
+    -- expiry sweep's `expires_on` is the exception (brokage.documents.expired_delete).
+    IF (info.table_name LIKE 'audit\_logs\_%' OR info.table_name LIKE 'telemetry\_%') AND field <> 'expires_on' THEN
+        RETURN;
     END IF;
     EXECUTE format(
         'CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin ((_jsonb -> %L) jsonb_path_ops)',

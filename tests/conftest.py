@@ -47,9 +47,10 @@ def _isolated_names():
 
 @pytest.fixture(autouse=True)
 def _clean_state():
-    from brokage.documents import context_database
+    from brokage.documents import context_database, expiry_days_forget
 
     get_redis().flushdb()
+    expiry_days_forget()
     for context in settings.DOCUMENT_DATABASES:
         database = context_database(context)
         for name in database.list_collection_names():

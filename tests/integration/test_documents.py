@@ -8,20 +8,24 @@ background threads.
 
 import threading
 import uuid
+from datetime import datetime, timedelta
 
+import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from django.db import connections, transaction
 
 from audit.documents import audit_collections_setup
+from audit.services import audit_expired_delete, audit_logs_record
 from brokage.bus import OutgoingMessage, get_bus
 from brokage.consumers import KafkaConsumerRunner
-from brokage.documents import context_database, index_names, setup_all_collections
+from brokage.documents import EXPIRES_ON, context_database, expires_on, index_names, setup_all_collections
 from brokage.events import partition_key, topic_for
 from brokage.outbox import outbox_write
 from customers.services import customer_create
 from notifications.documents import notifications_collections_setup
 from tests.conftest import wait_until
+from tests.notifications.envelopes import order_event
 
 pytestmark = pytest.mark.integration
 
@@ -172,6 +176,43 @@ def test_events_through_kafka_become_documents_emails_and_audit_entries(smtp_sin
     } <= index_names(context_database("notifications")["notifications"])
     assert {"idx_timestamp", "idx_user_timestamp", "idx_entity"} <= index_names(context_database("audit")["audit_logs"])
     print("FerretDB degraded:", {name: report.degraded for name, report in reports.items()})
+
+
+def test_the_expiry_sweep_finds_what_expired_through_an_index():
+    _setup()
+    event = order_event("OrderMatched", 7, old_status="ORDER_CONFIRMED", new_status="MATCHED")
+    expiry = datetime.fromisoformat(event["occurred_at"]) + timedelta(days=365)
+    audit_logs_record(events=[event])
+
+    assert audit_expired_delete(now=expiry - timedelta(seconds=1))["audit_logs"] == 0
+    assert audit_expired_delete(now=expiry + timedelta(seconds=1))["audit_logs"] == 1
+    assert audit_entries(event["event_id"]) == 0
+
+    # FerretDB v1 pushes only equality down: the sweep's `expires_on` filter runs in PostgreSQL, where
+    # a GIN index serves it (scripts/ferretdb-indexes.sql), instead of FerretDB reading every document.
+    plan = context_database("audit").command(
+        "explain", {"find": "audit_logs", "filter": {EXPIRES_ON: expires_on(expiry)}}
+    )
+    if "filterPushdown" in plan:  # FerretDB
+        assert plan["filterPushdown"] is True
+        assert context_database("audit").name in schemas_with_gin_index_on(EXPIRES_ON)
+
+
+def schemas_with_gin_index_on(field: str) -> set[str]:
+    """FerretDB's PostgreSQL schemas (one per MongoDB database) with a GIN index on `field`."""
+    settings_dict = connections["orders"].settings_dict
+    with psycopg.connect(
+        host=settings_dict["HOST"],
+        port=settings_dict["PORT"],
+        user=settings_dict["USER"],
+        password=settings_dict["PASSWORD"],
+        dbname="ferretdb",
+    ) as connection:
+        rows = connection.execute(
+            "SELECT schemaname FROM pg_indexes WHERE indexdef LIKE %s",
+            [f"%USING gin%'{field}'%"],
+        ).fetchall()
+    return {schema for (schema,) in rows}
 
 
 def _setup():

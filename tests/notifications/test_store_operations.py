@@ -61,7 +61,10 @@ def operations(monkeypatch):
 
 @pytest.fixture
 def known_customer():
+    """A customer seen before, with an order notice already sent: its expiry day is recorded (the
+    first notification expiring on a day records that day, once per process)."""
     feed(customer_created(CUSTOMER, email="deniz@example.com"), "notifications")
+    feed(matched(), "notifications")
     mail.outbox.clear()
     return CUSTOMER
 
@@ -79,6 +82,15 @@ def test_a_notification_takes_three_operations_once_its_customer_was_seen(known_
         ("notifications", "update_one"),  # every channel's outcome at once
     ]
     assert [m.subject for m in mail.outbox] == ["Order matched"]
+
+
+def test_the_first_notification_expiring_on_a_day_records_that_day_once(operations):
+    feed(customer_created(CUSTOMER, email="deniz@example.com"), "notifications")
+    feed(matched(), "notifications")
+    feed(matched(), "notifications")
+
+    # WELCOME and the order notices keep for different lengths: two days, each recorded once.
+    assert operations.count(("expiry_days", "update_one")) == 2
 
 
 def test_a_customer_not_seen_lately_costs_one_read_of_the_contact_more(known_customer, operations):
