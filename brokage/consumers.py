@@ -343,9 +343,10 @@ class KafkaConsumerRunner:
                 # The broker answers a fetch as soon as a message arrives; this only bounds how
                 # often an idle consumer asks again (every consumer's idle fetches cost the broker CPU).
                 "fetch.wait.max.ms": 100,
-                # What librdkafka prefetches while the handlers are behind (default 64 MB): a batch
-                # is 200 messages, so a few MB keep it fed and bound a lagging consumer's memory.
-                "queued.max.messages.kbytes": 4096,
+                # What librdkafka prefetches per partition while the handlers are behind (default
+                # 64 MB): a batch is 200 messages of a few hundred bytes to a few KB, so 1 MB keeps
+                # it fed and bounds a lagging consumer's memory to a few MB.
+                "queued.max.messages.kbytes": 1024,
                 "socket.nagle.disable": True,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,

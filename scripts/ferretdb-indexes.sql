@@ -12,6 +12,8 @@
 --
 -- A real MongoDB needs none of this: the application uses plain pymongo and the same indexes.
 
+SET client_min_messages = warning;  -- not a NOTICE per companion that already exists, at every `up`
+
 ALTER DATABASE :"db" SET plan_cache_mode = force_custom_plan;
 
 CREATE OR REPLACE FUNCTION brokage_ferretdb_gin_companion(index_oid oid) RETURNS void

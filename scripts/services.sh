@@ -521,7 +521,10 @@ kafka_start() {
     fi
     [ -f "$KAFKA_LOG" ] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
     # setsid: its own session, so a Ctrl-C in the terminal that ran `up` does not reach it
-    (cd "$KAFKA_DIR" && exec setsid nohup java -Xms256m -Xmx"$BROKAGE_KAFKA_HEAP" -XX:+UseG1GC \
+    # A fixed heap, touched at start (Kafka's own advice: -Xms = -Xmx): the broker's memory is what
+    # it is from the first minute instead of creeping up to the cap under load.
+    (cd "$KAFKA_DIR" && exec setsid nohup java -Xms"$BROKAGE_KAFKA_HEAP" -Xmx"$BROKAGE_KAFKA_HEAP" \
+        -XX:+AlwaysPreTouch -XX:+UseG1GC \
         -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true \
         -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR" \
         -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_PROPS" </dev/null >"$KAFKA_LOG" 2>&1 9>&-) &
