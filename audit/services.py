@@ -136,14 +136,17 @@ def telemetry_batch_write(records: list[dict]) -> int:
     return len(records)
 
 
-def audit_expired_delete(*, now: datetime | None = None) -> dict[str, int]:
+def audit_expired_delete(*, now: datetime | None = None, undated: bool = False) -> dict[str, int]:
     """Delete audit entries older than 365 days and telemetry older than 30: the sweep that stands in
     for TTL where the server has none (FerretDB v1), and is harmless where it has. It goes by
-    `expires_on` (see `brokage.documents.expired_delete`), never through the whole collection."""
+    `expires_on` (see `brokage.documents.expired_delete`), never through the whole collection
+    unless `undated` asks for the entries written before `expires_on` existed."""
     now = now or timezone.now()
     database = audit_database()
     return {
-        name: expired_delete(database, name, now=now, due={"timestamp": {"$lt": query_time(now - retention)}})
+        name: expired_delete(
+            database, name, now=now, due={"timestamp": {"$lt": query_time(now - retention)}}, undated=undated
+        )
         for name, retention in ((AUDIT_LOGS, AUDIT_RETENTION), (TELEMETRY, TELEMETRY_RETENTION))
     }
 

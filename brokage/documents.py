@@ -339,16 +339,18 @@ def expiry_days_forget() -> None:
     _days_noted.clear()
 
 
-def expired_delete(database, collection_name: str, *, now: datetime, due: dict) -> int:
+def expired_delete(database, collection_name: str, *, now: datetime, due: dict, undated: bool = False) -> int:
     """Delete what has expired in `collection_name` by `now`; returns how many documents went.
 
     Past days go whole. On `now`'s own day only the documents matching `due` go (the caller's filter
     on its time field). A past day's entry is removed between two deletes of its documents, so a
     document written meanwhile is either deleted by the second or has recorded its day again.
+    `undated` also deletes the due documents that have no `expires_on` (written before it existed):
+    on FerretDB that reads the whole collection, so it is a one-off after an upgrade.
     """
     today = expires_on(now)
     documents = database[collection_name]
-    deleted = 0
+    deleted = documents.delete_many({EXPIRES_ON: {"$exists": False}, **due}).deleted_count if undated else 0
     for entry in list(database[EXPIRY_DAYS].find({"collection": collection_name})):
         day = entry["day"]
         if day < today:

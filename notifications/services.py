@@ -259,9 +259,10 @@ def notification_mark_read(*, actor: Principal, notification_id: str) -> dict:
     return notification
 
 
-def notifications_expired_delete(*, now=None) -> int:
+def notifications_expired_delete(*, now=None, undated: bool = False) -> int:
     """Delete notifications past `expires_at`; the TTL index does it where the server has TTL. It goes
-    by `expires_on` (see `brokage.documents.expired_delete`), never through the whole collection."""
+    by `expires_on` (see `brokage.documents.expired_delete`), never through the whole collection
+    unless `undated` asks for the notifications written before `expires_on` existed."""
     now = now or timezone.now()
     due = {"expires_at": {"$lte": query_time(now)}}
-    return expired_delete(notifications_database(), NOTIFICATIONS, now=now, due=due)
+    return expired_delete(notifications_database(), NOTIFICATIONS, now=now, due=due, undated=undated)

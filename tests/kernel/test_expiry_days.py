@@ -58,3 +58,12 @@ def test_an_audit_entry_is_swept_on_the_day_it_turns_365_days_old():
 
     assert audit_expired_delete(now=occurred + timedelta(days=365) - timedelta(seconds=1))["audit_logs"] == 0
     assert audit_expired_delete(now=occurred + timedelta(days=365, seconds=1))["audit_logs"] == 1
+
+
+def test_documents_from_before_expires_on_go_only_when_asked():
+    database = context_database("audit")
+    database[LEASES].insert_many([{"ends_at": NOW - timedelta(days=3)}, {"ends_at": NOW + timedelta(days=3)}])
+
+    assert sweep(database) == 0
+    assert expired_delete(database, LEASES, now=NOW, due={"ends_at": {"$lte": NOW}}, undated=True) == 1
+    assert remaining(database) == [NOW + timedelta(days=3)]
