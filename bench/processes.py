@@ -154,9 +154,11 @@ class MemorySampler(threading.Thread):
 
     For each name it keeps the peak of the tree's summed RSS and the peak RSS of its largest single
     process (for gunicorn, one worker; for PostgreSQL, one backend — their shared buffers are
-    counted once per process by RSS, so the sum overstates them), and a time series of the tree's
-    summed PSS (shared pages divided among the processes sharing them) for the growth over the soak:
-    RSS would count every page of shared_buffers a new PostgreSQL backend touches as growth.
+    counted once per process by RSS, so the sum overstates them), and time series of PSS (shared
+    pages divided among the processes sharing them; RSS would count every page of shared_buffers a
+    backend touches as growth): the tree's sum, and each process's own. The soak is judged on each
+    process: a tree's sum also moves when processes come and go (FerretDB opening and closing
+    PostgreSQL connections), which is not a process growing.
     """
 
     def __init__(self, interval: float = 1.0, tick=None) -> None:
@@ -166,6 +168,7 @@ class MemorySampler(threading.Thread):
         self.watched: dict[str, int] = {}
         self.whole_tree: dict[str, bool] = {}
         self.series: dict[str, list[tuple[float, float]]] = {}
+        self.process_series: dict[tuple[str, int], list[tuple[float, float]]] = {}
         self.peak_single: dict[str, float] = {}
         self.peak_total: dict[str, float] = {}
         self.marks: list[tuple[float, str]] = []
@@ -196,6 +199,7 @@ class MemorySampler(threading.Thread):
                     info = proc.memory_full_info()
                     rss.append(info.rss / 2**20)
                     pss.append(getattr(info, "pss", info.rss) / 2**20)
+                    self.process_series.setdefault((name, proc.pid), []).append((now, pss[-1]))
             if not rss:
                 continue
             total, single = sum(rss), max(rss)
@@ -216,17 +220,33 @@ class MemorySampler(threading.Thread):
 
     def growth_mb_per_minute(self, name: str, start: float, end: float) -> float | None:
         """Least-squares slope of the tree's PSS between two instants, in MB per minute."""
-        points = [(t, v) for t, v in self.series.get(name, []) if start <= t <= end]
-        if len(points) < 5:
-            return None
-        n = len(points)
-        mean_t = sum(t for t, _ in points) / n
-        mean_v = sum(v for _, v in points) / n
-        var = sum((t - mean_t) ** 2 for t, _ in points)
-        if var == 0:
-            return None
-        slope = sum((t - mean_t) * (v - mean_v) for t, v in points) / var
-        return slope * 60
+        return _slope_per_minute([(t, v) for t, v in self.series.get(name, []) if start <= t <= end])
+
+    def process_growth_mb_per_minute(self, name: str, start: float, end: float) -> tuple[float, int] | None:
+        """The steepest PSS slope (MB per minute) of the tree's processes that lived through the whole
+        window, and that process's pid."""
+        worst = None
+        slack = max(2 * self.interval, 0.02 * (end - start))  # a sample's own lateness
+        for (series_name, pid), series in self.process_series.items():
+            points = [(t, v) for t, v in series if start <= t <= end]
+            if series_name != name or not points or points[0][0] > start + slack or points[-1][0] < end - slack:
+                continue
+            slope = _slope_per_minute(points)
+            if slope is not None and (worst is None or slope > worst[0]):
+                worst = (slope, pid)
+        return worst
+
+
+def _slope_per_minute(points: list[tuple[float, float]]) -> float | None:
+    if len(points) < 5:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / var * 60
 
 
 def peak_rss_of_command(argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path, interval: float = 0.1):

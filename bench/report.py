@@ -108,7 +108,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
     soak = memory.get("soak", {})
     out.append(
         (
-            f"memory growth over the {soak.get('seconds', '—')} s soak",
+            f"memory growth over the {soak.get('seconds', '—')} s soak, per process",
             soak.get("summary", "—"),
             "bounded (no steady growth)",
             verdict(soak.get("bounded")),

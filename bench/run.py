@@ -624,18 +624,30 @@ def memory_results(sampler: MemorySampler, results: dict) -> dict:
     if window:
         start, end = window
         start += 0.2 * (end - start)  # the first fifth warms caches and connection pools
-        growth = {name: sampler.growth_mb_per_minute(name, start, end) for name in sampler.series}
-        growth = {k: round(v, 2) for k, v in growth.items() if v is not None}
+        tree_growth = {name: sampler.growth_mb_per_minute(name, start, end) for name in sampler.series}
+        tree_growth = {k: round(v, 2) for k, v in tree_growth.items() if v is not None}
+        growth, growing_pid = {}, {}
+        for name in sampler.series:
+            found = sampler.process_growth_mb_per_minute(name, start, end)
+            if found is not None:
+                growth[name], growing_pid[name] = round(found[0], 2), found[1]
         seconds = int(window[1] - window[0])
         # The load generator keeps every latency sample by design; it is the instrument, not the system.
         judged = {k: v for k, v in growth.items() if k != LOAD_GENERATOR}
         worst = max(judged.items(), key=lambda item: item[1], default=(None, 0.0))
         limit = TARGETS["soak_growth_mb_per_minute"]
         bounded = None if seconds < 120 else all(v <= limit for v in judged.values())
-        summary = f"worst {worst[0]} {worst[1]:+.2f} MB/min"
+        summary = f"worst process: {worst[0]} (pid {growing_pid.get(worst[0])}) {worst[1]:+.2f} MB/min"
         if bounded is None:
             summary += " (soak < 120 s: not conclusive; run --soak 300)"
-        memory["soak"] = {"seconds": seconds, "growth_mb_per_minute": growth, "bounded": bounded, "summary": summary}
+        memory["soak"] = {
+            "seconds": seconds,
+            "judged_on": "each process that lived through the soak (PSS slope after the first fifth)",
+            "growth_mb_per_minute": growth,
+            "tree_growth_mb_per_minute": tree_growth,
+            "bounded": bounded,
+            "summary": summary,
+        }
     memory["series_mb"] = {
         name: [
             [round(t - sampler.series[name][0][0], 1), round(v, 1)] for t, v in points[:: max(1, len(points) // 300)]

@@ -1,0 +1,52 @@
+"""The benchmark's memory soak judges each process, not the sum of a tree whose processes come and go."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.processes import MemorySampler
+
+pytest.importorskip("psutil")
+
+PARENT = """
+import subprocess, sys, time
+grows = subprocess.Popen([sys.executable, "-c",
+    "import time\\nheld = []\\nwhile True:\\n    held.append(bytearray(4 * 2**20)); time.sleep(0.1)"])
+idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(grows.pid, idle.pid, flush=True)
+# A short-lived process joins the tree (as a new PostgreSQL backend would) and leaves again.
+time.sleep(1.0)
+subprocess.run([sys.executable, "-c", "import time; x = bytearray(64 * 2**20); time.sleep(1.0)"])
+time.sleep(60)
+"""
+
+
+def test_the_soak_names_the_process_that_grows_and_ignores_one_that_came_and_went():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        grows, idle = (int(pid) for pid in parent.stdout.readline().split())
+        sampler = MemorySampler(interval=0.1)
+        sampler.watch("tree", parent.pid)
+        start = time.time()
+        while time.time() - start < 3.5:
+            sampler.sample_once()
+            time.sleep(0.1)
+        end = time.time()
+
+        slope, pid = sampler.process_growth_mb_per_minute("tree", start, end)
+        assert pid == grows
+        assert slope > 1000  # about 40 MB a second
+        transient = {pid for _name, pid in sampler.process_series} - {parent.pid, grows, idle}
+        assert transient, "the short-lived process was sampled while it lived"
+
+        # Without the grower, the tree's sum still jumped by 64 MB and back; no process grew.
+        del sampler.process_series[("tree", grows)]
+        slope, pid = sampler.process_growth_mb_per_minute("tree", start, end)
+        assert pid in (parent.pid, idle)
+        assert abs(slope) < 60
+    finally:
+        parent.kill()
+        for pid in (grows, idle):
+            subprocess.run(["kill", str(pid)], check=False)
