@@ -204,6 +204,7 @@ class RelayThread:
         self.condition = threading.Condition()
         self.thread: threading.Thread | None = None
         self.pid = 0
+        self.stopping = False
 
     def wake(self, context: str) -> None:
         with self.condition:
@@ -224,14 +225,35 @@ class RelayThread:
             self.thread = threading.Thread(target=self.run, name="brokage-relay", daemon=True)
             self.thread.start()
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Publish what is queued, then end the thread and close its connections (a later commit starts
+        a new one)."""
+        with self.condition:
+            self.stopping = True
+            self.condition.notify()
+        if self.thread is not None and self.pid == os.getpid():
+            self.thread.join(timeout)
+        with self.condition:
+            self.stopping = False
+
     def run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            connections.close_all()
+
+    def _serve(self) -> None:
         while True:
             with self.condition:
-                while not self.wanted and not self.committed:
+                while not self.wanted and not self.committed and not self.stopping:
                     self.condition.wait()
+                if self.stopping and not self.wanted and not self.committed:
+                    return
                 committed, self.committed = self.committed, []
                 contexts = sorted(self.wanted)
                 self.wanted.clear()
+            # As Django does around a request: drop a connection past CONN_MAX_AGE or broken.
+            close_old_connections()
             try:
                 if committed:
                     publish_committed(committed)
@@ -262,6 +284,11 @@ def publish_committed(committed: list[tuple[str, dict]]) -> int:
 
 
 _relay_thread = RelayThread()
+
+
+def relay_thread_stop() -> None:
+    """Stop this process's relay thread once it has published what it holds (at shutdown, in tests)."""
+    _relay_thread.stop()
 
 
 def _wake_now(context: str) -> None:

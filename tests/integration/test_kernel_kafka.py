@@ -20,7 +20,7 @@ from brokage.bus import OutgoingMessage, get_bus, reset_bus
 from brokage.consumers import KafkaConsumerRunner, _handlers, handles
 from brokage.events import dlq_topic_for, partition_key, topic_for
 from brokage.outbox import OutboxStatus
-from brokage.relay import relay_all, relay_drain, relay_pass
+from brokage.relay import relay_all, relay_drain, relay_pass, relay_thread_stop
 from customers.services import customer_create
 from tests.conftest import wait_until
 
@@ -60,6 +60,13 @@ def orders_consumer():
     consumer = RunningConsumer("orders", group_id=f"test-orders-{uuid.uuid4().hex[:8]}")
     yield consumer
     consumer.stop()
+
+
+@pytest.fixture(autouse=True)
+def _relay_thread_stopped():
+    """A relay thread a test started keeps its connections; end it so the test databases can go."""
+    yield
+    relay_thread_stop()
 
 
 def make_customer(username):
