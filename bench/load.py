@@ -66,6 +66,12 @@ class LoadResult:
     def count(self, key: str) -> None:
         self.status_counts[key] = self.status_counts.get(key, 0) + 1
 
+    def answered(self, status: int, content: bytes, *, expected: int) -> None:
+        """Count an answer by its status; keep the first few unexpected ones."""
+        self.count(str(status))
+        if status != expected and len(self.errors) < 20:
+            self.errors.append(f"{status}: {content.decode(errors='replace')[:200]}")
+
     def failed(self, exc: BaseException) -> None:
         """A request that got no answer: counted by the error's class."""
         self.count(type(exc).__name__)
@@ -118,12 +124,10 @@ async def closed_loop_orders(base_url: str, clients: list[Client], seconds: floa
                     result.failed(exc)
                     continue
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
-                result.count(str(status))
+                result.answered(status, content, expected=201)
                 if status == 201:
                     data = json.loads(content)
                     result.accepted.append(PlacedOrder(data["id"], sent, time.time(), data["status"]))
-                elif len(result.errors) < 20:
-                    result.errors.append(f"{status}: {content.decode(errors='replace')[:200]}")
 
         started = time.monotonic()
         await asyncio.gather(*(run(client) for client in clients))
@@ -163,14 +167,12 @@ async def open_loop_orders(
                 result.failed(exc)
                 return
             elapsed = (time.perf_counter() - started) * 1000
-            result.count(str(status))
+            result.answered(status, content, expected=201)
             if status == 201:
                 data = json.loads(content)
                 result.accepted.append(PlacedOrder(data["id"], sent, time.time(), data["status"]))
                 if not wait or data["status"] == "ORDER_CONFIRMED":
                     result.latencies_ms.append(elapsed)
-            elif len(result.errors) < 20:
-                result.errors.append(f"{status}: {content.decode(errors='replace')[:200]}")
 
         tasks = []
         t0 = time.monotonic()
@@ -216,9 +218,7 @@ async def listing(
                     result.failed(exc)
                     continue
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
-                result.count(str(status))
-                if status != 200 and len(result.errors) < 20:
-                    result.errors.append(f"{status}: {content.decode(errors='replace')[:200]}")
+                result.answered(status, content, expected=200)
 
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

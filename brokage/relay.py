@@ -171,7 +171,7 @@ def relay_all() -> int:
     With relay threads, the rows of the last `OUTBOX_RELAY_GRACE_SECONDS` are theirs to publish.
     """
     created_before = None
-    if settings.OUTBOX_RELAY_MODE == "thread" and not settings.CELERY_TASK_ALWAYS_EAGER:
+    if _relay_threads_publish():
         created_before = timezone.now() - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS)
     return sum(relay_drain(context, created_before=created_before).published for context in publishing_contexts())
 
@@ -291,6 +291,11 @@ def relay_thread_stop() -> None:
     _relay_thread.stop()
 
 
+def _relay_threads_publish() -> bool:
+    """Whether each process's relay thread publishes its own commits (eager Celery pumps in-line instead)."""
+    return settings.OUTBOX_RELAY_MODE == "thread" and not settings.CELERY_TASK_ALWAYS_EAGER
+
+
 def _wake_now(context: str) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         _pump_run(context)
@@ -315,7 +320,7 @@ def relay_committed(context: str, envelope: dict, *, using: str) -> None:
     With relay threads the envelope itself goes to this process's thread (nothing to read back); a
     savepoint rolled back drops it, as Django drops its on-commit callbacks. Otherwise: `relay_wake`.
     """
-    if settings.OUTBOX_RELAY_MODE != "thread" or settings.CELERY_TASK_ALWAYS_EAGER:
+    if not _relay_threads_publish():
         relay_wake(context, using=using)
         return
     transaction.on_commit(functools.partial(_relay_thread.submit, context, envelope), using=using, robust=True)

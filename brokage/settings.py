@@ -181,6 +181,13 @@ if REDIS_BACKEND == "redis":
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# In this process only, bounded (the oldest third goes when full): what is cheap to read again and
+# read far more often than it changes, such as the contacts notifications are sent to.
+CACHES["process"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "brokage-process",
+    "OPTIONS": {"MAX_ENTRIES": 20_000},
+}
 
 # --- Event bus -------------------------------------------------------------------------------------
 

@@ -7,12 +7,11 @@ notification it already made and only finishes the channels still PENDING.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import caches
 from django.utils import timezone
 
 from brokage.auth import Principal
@@ -97,65 +96,41 @@ def customer_preferences_apply(*, event: dict) -> None:
 
 
 # Every notification needs its customer's contact, and a customer placing orders gets several a
-# second, so each process keeps the contacts it read for a few seconds instead of reading one per
-# notification. A contact write handled by this process drops the entry at once, so a welcome or a
-# preference change handled here applies to the very next notification; a write handled by another
-# process (a second consumer of the group, another web worker on the embedded profile) is seen
-# within settings.NOTIFICATIONS_CONTACT_CACHE_SECONDS (0 turns the cache off). That much staleness
-# is acceptable: contacts arrive on the customers topic and notifications on the orders and assets
-# topics, consumed with no order between them, so a changed address or preference never took effect
-# at an exact event anyway.
-CONTACT_CACHE_MAX_ENTRIES = 20_000
+# second, so each process keeps the contacts it read for a few seconds (the "process" cache) instead
+# of reading one per notification. A contact write handled by this process drops the entry at once,
+# so a welcome or a preference change handled here applies to the very next notification; a write
+# handled by another process (a second consumer of the group, another web worker on the embedded
+# profile) is seen within settings.NOTIFICATIONS_CONTACT_CACHE_SECONDS (0 turns the cache off). That
+# much staleness is acceptable: contacts arrive on the customers topic and notifications on the
+# orders and assets topics, consumed with no order between them, so a changed address or preference
+# never took effect at an exact event anyway.
 
-_contacts_cached: dict[tuple[str, int], tuple[float, dict]] = {}
-_contacts_lock = threading.Lock()
-# Bumped by every forget: a read that started before one must not cache what it read.
-_contacts_forgets = 0
+
+def _contact_key(customer_id: int) -> str:
+    return f"notifications:contact:{notifications_database().name}:{customer_id}"
 
 
 def _contact(customer_id: int) -> dict:
     lifetime = settings.NOTIFICATIONS_CONTACT_CACHE_SECONDS
-    database = notifications_database()
-    key = (database.name, customer_id)
-    with _contacts_lock:
-        cached = _contacts_cached.get(key) if lifetime > 0 else None
-        forgets_before_read = _contacts_forgets
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    contact = database[CONTACTS].find_one({"_id": customer_id}) or {"customer_id": customer_id, **DEFAULT_PREFERENCES}
-    if lifetime > 0:
-        with _contacts_lock:
-            if _contacts_forgets == forgets_before_read:
-                _contact_cache_make_room(now)
-                _contacts_cached[key] = (now + lifetime, contact)
+    key = _contact_key(customer_id)
+    contact = caches["process"].get(key) if lifetime > 0 else None
+    if contact is None:
+        contact = notifications_database()[CONTACTS].find_one({"_id": customer_id}) or {
+            "customer_id": customer_id,
+            **DEFAULT_PREFERENCES,
+        }
+        if lifetime > 0:
+            caches["process"].set(key, contact, timeout=lifetime)
     return contact
 
 
-def _contact_cache_make_room(now: float) -> None:
-    """Bound the cache (the lock is held): drop expired entries, and everything if that is not enough."""
-    if len(_contacts_cached) < CONTACT_CACHE_MAX_ENTRIES:
-        return
-    for key in [key for key, (expires_at, _) in _contacts_cached.items() if expires_at <= now]:
-        del _contacts_cached[key]
-    if len(_contacts_cached) >= CONTACT_CACHE_MAX_ENTRIES:
-        _contacts_cached.clear()
-
-
 def _contact_forget(customer_id: int) -> None:
-    global _contacts_forgets
-    key = (notifications_database().name, customer_id)
-    with _contacts_lock:
-        _contacts_cached.pop(key, None)
-        _contacts_forgets += 1
+    caches["process"].delete(_contact_key(customer_id))
 
 
 def contacts_cache_clear() -> None:
     """Forget every cached contact (tests do, since they empty the store between cases)."""
-    global _contacts_forgets
-    with _contacts_lock:
-        _contacts_cached.clear()
-        _contacts_forgets += 1
+    caches["process"].clear()
 
 
 # --- notifications -------------------------------------------------------------------------------------
