@@ -340,9 +340,7 @@ class KafkaConsumerRunner:
                 "group.id": self.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                # The broker answers a fetch as soon as a message arrives; this only bounds how
-                # often an idle consumer asks again (every consumer's idle fetches cost the broker CPU).
-                "fetch.wait.max.ms": 100,
+                **self._fetch_config(settings.CONSUMER_FETCH_LINGER_MS.get(context, 0)),
                 # What librdkafka prefetches per partition while the handlers are behind (default
                 # 64 MB): a batch is 200 messages of a few hundred bytes to a few KB, so 1 MB keeps
                 # it fed and bounds a lagging consumer's memory to a few MB.
@@ -357,6 +355,16 @@ class KafkaConsumerRunner:
         self.handled = 0
         self.uncommitted = False
         self.committed_at = 0.0
+
+    @staticmethod
+    def _fetch_config(linger_ms: int) -> dict:
+        """When the broker answers a fetch: as soon as a message arrives (linger 0; `fetch.wait.max.ms`
+        then only bounds how often an idle consumer asks again, and every idle fetch costs the broker
+        CPU), or once `linger_ms` passed or a megabyte is waiting, so a lagging-tolerant consumer gets
+        one batch per linger instead of one fetch per message."""
+        if linger_ms <= 0:
+            return {"fetch.wait.max.ms": 100}
+        return {"fetch.wait.max.ms": linger_ms, "fetch.min.bytes": 1_000_000}
 
     def poll_once(self, timeout: float = 0.2) -> int:
         """Handle one batch; returns how many messages it saw."""

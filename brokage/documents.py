@@ -143,6 +143,35 @@ def is_duplicate_key_error(exc: BaseException) -> bool:
     return bool(errors) and all(error.get("code") == 11000 for error in errors)
 
 
+def insert_new(collection, documents: list[dict]) -> set:
+    """Insert `documents`, leaving out those whose `_id` is stored already (a replay); returns the
+    `_id`s this call inserted. One round trip where the server says which documents it refused
+    (MongoDB, FerretDB, mongomock); one insert per document where it does not (montydb)."""
+    if not documents:
+        return set()
+    try:
+        collection.insert_many(documents, ordered=False)
+        return {document["_id"] for document in documents}
+    except Exception as exc:
+        if not is_duplicate_key_error(exc):
+            raise
+        details = getattr(exc, "details", None)
+        errors = details.get("writeErrors") if isinstance(details, dict) else None
+    if errors is None:
+        inserted = set()
+        for document in documents:
+            try:
+                collection.insert_one(document)
+            except Exception as exc:
+                if not is_duplicate_key_error(exc):
+                    raise
+            else:
+                inserted.add(document["_id"])
+        return inserted
+    refused = {error["index"] for error in errors}
+    return {document["_id"] for index, document in enumerate(documents) if index not in refused}
+
+
 def collection_ensure(
     database,
     name: str,

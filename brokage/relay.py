@@ -36,6 +36,7 @@ import functools
 import logging
 import os
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -196,11 +197,23 @@ def _pump_run(context: str) -> None:
 
 
 class RelayThread:
-    """The process's relay: publishes the rows its process committed, drains the contexts it is woken for."""
+    """The process's relay: publishes the rows its process committed, drains the contexts it is woken for.
+
+    The rows it published are marked PUBLISHED together, at most every `MARK_EVERY_SECONDS` (or
+    once `MARK_BATCH` are waiting, or when it stops): one UPDATE for a burst instead of one per
+    commit. Until then they stay PENDING, which costs nothing: the beat leaves rows younger than
+    OUTBOX_RELAY_GRACE_SECONDS to this thread, and a row published twice after a crash is
+    recognised by its consumers.
+    """
+
+    MARK_EVERY_SECONDS = 0.25
+    MARK_BATCH = 1000
 
     def __init__(self) -> None:
         self.wanted: set[str] = set()
         self.committed: list[tuple[str, dict]] = []  # (context, envelope), in commit order
+        self.unmarked: dict[str, list[str]] = {}  # context -> event ids published, not yet marked
+        self.unmarked_since = 0.0
         self.condition = threading.Condition()
         self.thread: threading.Thread | None = None
         self.pid = 0
@@ -222,12 +235,13 @@ class RelayThread:
         if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
             # First use in this process (or in a forked child, which inherits no threads).
             self.pid = os.getpid()
+            self.unmarked = {}  # a forked child's copy: the parent marks its own rows
             self.thread = threading.Thread(target=self.run, name="brokage-relay", daemon=True)
             self.thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Publish what is queued, then end the thread and close its connections (a later commit starts
-        a new one)."""
+        """Publish what is queued and mark it, then end the thread and close its connections (a later
+        commit starts a new one)."""
         with self.condition:
             self.stopping = True
             self.condition.notify()
@@ -245,9 +259,9 @@ class RelayThread:
     def _serve(self) -> None:
         while True:
             with self.condition:
-                while not self.wanted and not self.committed and not self.stopping:
-                    self.condition.wait()
-                if self.stopping and not self.wanted and not self.committed:
+                while not self.wanted and not self.committed and not self.stopping and not self._mark_due():
+                    self.condition.wait(self._mark_wait())
+                if self.stopping and not self.wanted and not self.committed and not self.unmarked:
                     return
                 committed, self.committed = self.committed, []
                 contexts = sorted(self.wanted)
@@ -256,31 +270,54 @@ class RelayThread:
             close_old_connections()
             try:
                 if committed:
-                    publish_committed(committed)
+                    self._note_published(publish_committed(committed))
+                if self.stopping or self._mark_due():
+                    self._mark()
                 for context in contexts:
                     relay_drain(context)
-            except Exception:  # the beat's relay_all publishes what this pass could not
+            except Exception:  # the beat's relay_all publishes (or marks) what this pass could not
                 logger.exception("relay pass failed", extra={"contexts": contexts})
                 close_old_connections()
 
+    def _note_published(self, delivered: dict[str, list[str]]) -> None:
+        if delivered and not self.unmarked:
+            self.unmarked_since = time.monotonic()
+        for context, ids in delivered.items():
+            self.unmarked.setdefault(context, []).extend(ids)
 
-def publish_committed(committed: list[tuple[str, dict]]) -> int:
-    """Publish committed rows from their envelopes, then mark the acknowledged ones PUBLISHED.
+    def _mark_due(self) -> bool:
+        if not self.unmarked:
+            return False
+        waiting = sum(len(ids) for ids in self.unmarked.values())
+        return waiting >= self.MARK_BATCH or time.monotonic() - self.unmarked_since >= self.MARK_EVERY_SECONDS
+
+    def _mark_wait(self) -> float | None:
+        """How long the thread may sleep: until the published rows are due to be marked, or a wake-up."""
+        if not self.unmarked:
+            return None
+        return max(0.0, self.unmarked_since + self.MARK_EVERY_SECONDS - time.monotonic())
+
+    def _mark(self) -> None:
+        unmarked, self.unmarked = self.unmarked, {}
+        for context, ids in unmarked.items():
+            _mark_published(context, ids)
+
+
+def publish_committed(committed: list[tuple[str, dict]]) -> dict[str, list[str]]:
+    """Publish committed rows from their envelopes; returns the event ids Kafka acknowledged, by
+    context, for the caller to mark PUBLISHED (`_mark_published`).
 
     A row whose delivery failed stays PENDING for the beat's `relay_all` (which counts the attempt).
-    Returns how many were published.
     """
     errors = get_bus().publish_batch([_message(context, envelope) for context, envelope in committed])
     delivered: dict[str, list[str]] = {}
     for (context, envelope), error in zip(committed, errors, strict=True):
         if error is None:
             delivered.setdefault(context, []).append(envelope["event_id"])
-    for context, ids in delivered.items():
-        _mark_published(context, ids)
     failed = len(committed) - sum(len(ids) for ids in delivered.values())
     if failed:
         logger.warning("outbox delivery failed; the beat retries", extra={"failed": failed, "error": errors[-1]})
-    return len(committed) - failed
+    return delivered
 
 
 _relay_thread = RelayThread()

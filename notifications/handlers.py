@@ -20,6 +20,7 @@ def on_notification_preferences_updated(event: dict) -> None:
     services.customer_preferences_apply(event=event)
 
 
-@handles("OrderStatusChanged", "OrderCanceled", "OrderMatched", "BalanceChanged", context=CONTEXT)
-def on_customer_facing_event(event: dict) -> None:
-    services.notification_create_for_event(event=event)
+@handles("OrderStatusChanged", "OrderCanceled", "OrderMatched", "BalanceChanged", context=CONTEXT, batch=True)
+def on_customer_facing_events(events: list[dict]) -> None:
+    """A poll's order and balance events: their notifications are written and sent together."""
+    services.notifications_create_for_events(events=events)

@@ -7,10 +7,12 @@ notification it already made and only finishes the channels still PENDING.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core import mail
 from django.core.cache import caches
 from django.utils import timezone
 
@@ -20,7 +22,7 @@ from brokage.documents import (
     expired_delete,
     expires_on,
     expiry_days_note,
-    is_duplicate_key_error,
+    insert_new,
     query_time,
 )
 from brokage.errors import NotFound
@@ -142,23 +144,39 @@ def notification_id_for(*, event_id: str, notification_type: str) -> str:
 
 def notification_create_for_event(*, event: dict) -> str | None:
     """Make the notification an event calls for (if any) and deliver it; returns its id."""
-    content = notification_content_for(event)
-    if content is None:
-        return None
-    notification_id = notification_id_for(event_id=event["event_id"], notification_type=content.type)
-    document = _new_document(notification_id=notification_id, content=content, source_event_id=event["event_id"])
+    made = notifications_create_for_events(events=[event])
+    return made[0] if made else None
+
+
+def notifications_create_for_events(*, events: list[dict]) -> list[str]:
+    """Make the notifications `events` call for and deliver them, all together: one insert, one write
+    of every channel outcome, one mail connection. A redelivered event finds its notification stored
+    already and only finishes the channels still PENDING. Returns the notifications' ids."""
+    made: dict[str, dict] = {}
+    for event in events:
+        content = notification_content_for(event)
+        if content is None:
+            continue
+        notification_id = notification_id_for(event_id=event["event_id"], notification_type=content.type)
+        made[notification_id] = _new_document(
+            notification_id=notification_id, content=content, source_event_id=event["event_id"]
+        )
+    if not made:
+        return []
     database = notifications_database()
-    # Recorded first: the day is weeks ahead, so no sweep can remove its entry before the insert.
-    expiry_days_note(database, NOTIFICATIONS, [document[EXPIRES_ON]])
-    try:
-        database[NOTIFICATIONS].insert_one(document)
-    except Exception as exc:
-        if not is_duplicate_key_error(exc):
-            raise
-        # A redelivered event: the notification exists; finish whatever channel is still PENDING.
-        document = None
-    notification_deliver(notification_id=notification_id, notification=document)
-    return notification_id
+    collection = database[NOTIFICATIONS]
+    # Recorded first: the days are weeks ahead, so no sweep can remove their entry before the insert.
+    expiry_days_note(database, NOTIFICATIONS, [document[EXPIRES_ON] for document in made.values()])
+    inserted = insert_new(collection, list(made.values()))
+    notifications = []
+    for notification_id, document in made.items():
+        if notification_id not in inserted:  # a replay: what is stored says which channels are left
+            document = collection.find_one({"_id": notification_id})
+            if document is None:
+                raise NotFound("No such notification.")
+        notifications.append(document)
+    _deliver(collection, notifications)
+    return list(made)
 
 
 def _new_document(*, notification_id: str, content: NotificationContent, source_event_id: str) -> dict:
@@ -191,32 +209,39 @@ def _new_document(*, notification_id: str, content: NotificationContent, source_
     }
 
 
-def notification_deliver(*, notification_id: str, notification: dict | None = None) -> dict:
-    """Send every channel still PENDING, honouring the customer's preferences; returns the channels.
+def _deliver(collection, notifications: list[dict]) -> None:
+    """Send every channel still PENDING, honouring each customer's preferences, then save each
+    notification's outcomes in one write.
 
-    Every outcome is saved in one update after the last channel. The in-app channels go first: they
-    are quick, and a replay that repeats them does little harm (a provider records one message per
-    notification and channel; a live client may see the notification pushed again, with the same
-    notification_id). Email goes last, so the only step between sending an email and recording it is
-    that one write, the same window a separate email update had. `notification`: the document, when
-    the caller has just written it.
+    Channel by channel over the whole batch: the in-app ones first (quick, and a replay that repeats
+    them does little harm: a provider records one message per notification and channel, a live
+    client may see the notification pushed again with the same notification_id), the emails last,
+    over one SMTP connection, so all that stands between sending an email and recording it is the
+    rest of the batch's emails and the outcome writes. A process killed in between sends those emails again
+    when the events are redelivered.
     """
-    collection = notifications_database()[NOTIFICATIONS]
-    if notification is None:
-        notification = collection.find_one({"_id": notification_id})
-    if notification is None:
-        raise NotFound("No such notification.")
-    channels = dict(notification["channels"])
-    pending = [channel for channel in CHANNELS if channels.get(channel, {}).get("status") == ChannelStatus.PENDING]
-    if not pending:  # a replay of a finished notification: nothing to send, nothing to read
-        return channels
-    contact = _contact(notification["customer_id"])
-    outcomes = {}
-    for channel in pending:
-        channels[channel] = outcomes[channel] = CHANNELS[channel](notification=notification, contact=contact)
-    changes = {f"channels.{channel}": outcome for channel, outcome in outcomes.items()}
-    collection.update_one({"_id": notification_id}, {"$set": {**changes, "updated_at": timezone.now()}})
-    return channels
+    pending: list[tuple[dict, dict, dict]] = []  # (notification, its contact, outcomes so far)
+    for notification in notifications:
+        channels = notification["channels"]
+        if any(channels.get(channel, {}).get("status") == ChannelStatus.PENDING for channel in CHANNELS):
+            pending.append((notification, _contact(notification["customer_id"]), {}))
+    if not pending:  # replays of finished notifications: nothing to send
+        return
+    connection = mail.get_connection()
+    try:
+        for channel, send in CHANNELS.items():
+            if channel == "email":
+                send = functools.partial(send, connection=connection)
+            for notification, contact, outcomes in pending:
+                if notification["channels"].get(channel, {}).get("status") == ChannelStatus.PENDING:
+                    outcomes[f"channels.{channel}"] = send(notification=notification, contact=contact)
+    finally:
+        connection.close()
+    # One update per notification: FerretDB (v1.24) runs an update command's statements at once, one
+    # PostgreSQL connection each, so a bulk larger than its pool (50) deadlocks it, and saves nothing.
+    now = timezone.now()
+    for notification, _seen_contact, changes in pending:
+        collection.update_one({"_id": notification["_id"]}, {"$set": {**changes, "updated_at": now}})
 
 
 def notification_mark_read(*, actor: Principal, notification_id: str) -> dict:

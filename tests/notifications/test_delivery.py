@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
 from brokage.documents import as_utc
@@ -174,11 +175,8 @@ def test_the_same_envelope_redelivered_is_a_no_op(known_customer, notifications)
     assert len(mail.outbox) == 1
 
 
-class RefusingBackend:
+class RefusingBackend(BaseEmailBackend):
     """A mail server that is down."""
-
-    def __init__(self, *args, **kwargs):
-        pass
 
     def send_messages(self, messages):
         raise ConnectionRefusedError("mail server down")
@@ -249,10 +247,7 @@ class ProcessKilled(BaseException):
     """The consumer process dying mid-delivery (not an error any handler would catch)."""
 
 
-class DyingBackend:
-    def __init__(self, *args, **kwargs):
-        pass
-
+class DyingBackend(BaseEmailBackend):
     def send_messages(self, messages):
         raise ProcessKilled
 

@@ -6,8 +6,10 @@ what decides how many notifications a second the context can make.
 
 import pytest
 from django.core import mail
+from django.core.mail.backends import locmem
 
 from notifications import delivery, services
+from notifications.handlers import on_customer_facing_events
 from notifications.services import contacts_cache_clear
 from tests.notifications.envelopes import customer_created, feed, order_event
 
@@ -77,11 +79,36 @@ def test_a_notification_takes_three_operations_once_its_customer_was_seen(known_
     feed(matched(), "notifications")
 
     assert operations == [
-        ("notifications", "insert_one"),  # the notification, every channel PENDING
+        ("notifications", "insert_many"),  # the notification, every channel PENDING
         ("outbound_messages", "insert_one"),  # the push (sms is off by default)
         ("notifications", "update_one"),  # every channel's outcome at once
     ]
     assert [m.subject for m in mail.outbox] == ["Order matched"]
+
+
+class CountingMailBackend(locmem.EmailBackend):
+    """The test profile's outbox, counting the connections opened to it."""
+
+    connections = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        type(self).connections += 1
+
+
+def test_a_polls_notifications_are_inserted_in_one_operation_and_mailed_in_one_connection(
+    known_customer, operations, settings
+):
+    settings.EMAIL_BACKEND = "tests.notifications.test_store_operations.CountingMailBackend"
+    CountingMailBackend.connections = 0
+
+    on_customer_facing_events([matched(), matched(), matched()])
+
+    assert operations.count(("notifications", "insert_many")) == 1
+    assert operations.count(("notifications", "insert_one")) == 0
+    assert operations.count(("outbound_messages", "insert_one")) == 3  # one push each, as a provider sends them
+    assert [m.subject for m in mail.outbox] == ["Order matched"] * 3
+    assert CountingMailBackend.connections == 1
 
 
 def test_the_first_notification_expiring_on_a_day_records_that_day_once(operations):
@@ -110,5 +137,5 @@ def test_a_replay_of_a_finished_notification_reads_it_and_sends_nothing(known_cu
 
     feed(event, "notifications")
 
-    assert operations == [("notifications", "insert_one"), ("notifications", "find_one")]
+    assert operations == [("notifications", "insert_many"), ("notifications", "find_one")]
     assert [m.subject for m in mail.outbox] == ["Order matched"]
