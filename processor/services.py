@@ -86,11 +86,19 @@ def _locked_saga(order_id) -> SagaInstance | None:
     )
 
 
+def _saga_step():
+    """The transaction of one saga step after the first. A step runs only inside its event's
+    handle_once (with the event's processed marker) and raises instead of recovering, so a savepoint
+    of its own would cost two round trips and undo nothing the enclosing rollback does not."""
+    return transaction.atomic(using=_alias(), savepoint=False)
+
+
 def _move(saga: SagaInstance, state: str, **payload_changes) -> None:
     saga.current_state = state
     saga.payload = {**saga.payload, **payload_changes}
     saga.updated_at = timezone.now()
-    saga.save(using=_alias())
+    # Only what a step changes (a resume also resets retry_count): the type, order and creation time never move.
+    saga.save(using=_alias(), update_fields=["current_state", "payload", "updated_at", "retry_count"])
 
 
 def _publish(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict | None, actor_id=None) -> dict:
@@ -189,7 +197,7 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
     Returns the state the saga moved to, or None when the event changed nothing.
     """
     alias = _alias()
-    with transaction.atomic(using=alias):
+    with _saga_step():
         saga = _locked_saga(order_id)
         if saga is None:
             logger.warning("AssetReserved for an order without a saga", extra={"order_id": str(order_id)})
@@ -241,7 +249,7 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
 
 def saga_reservation_fail(*, order_id, reason: str, cause: dict | None = None) -> str | None:
     """AssetReservationFailed: nothing was reserved, so the saga ends (orders rejects the order itself)."""
-    with transaction.atomic(using=_alias()):
+    with _saga_step():
         saga = _locked_saga(order_id)
         if saga is None or saga.current_state not in {SagaState.RESERVING, SagaState.CANCEL_REQUESTED}:
             return None
@@ -253,7 +261,7 @@ def saga_cancel(*, order: dict, cause: dict | None = None) -> str | None:
     """OrderCanceled: release the reservation now, or as soon as it lands if it is still being made."""
     order_id = _order_id(order["order_id"])
     alias = _alias()
-    with transaction.atomic(using=alias):
+    with _saga_step():
         saga = _locked_saga(order_id)
         if saga is None:
             # Canceled before its OrderCreated reached us: record that, so a late OrderCreated reserves nothing.
@@ -281,7 +289,7 @@ def saga_release_complete(*, order_id, saga_id: str | None = None, cause: dict |
     A release the saga did not ask for (assets expired the reservation) takes the order out of the
     matching queue, since there is nothing left to settle it with.
     """
-    with transaction.atomic(using=_alias()):
+    with _saga_step():
         saga = _locked_saga(order_id)
         if saga is None:
             return None
@@ -299,8 +307,7 @@ def saga_release_complete(*, order_id, saga_id: str | None = None, cause: dict |
 
 def saga_settle(*, order: dict, cause: dict | None = None) -> str | None:
     """OrderMatched: take the order out of the queue and ask assets to move the balances."""
-    alias = _alias()
-    with transaction.atomic(using=alias):
+    with _saga_step():
         saga = _locked_saga(order["order_id"])
         if saga is None or saga.current_state not in {SagaState.RESERVED, SagaState.CONFIRMED}:
             return None
@@ -325,7 +332,7 @@ def saga_settle(*, order: dict, cause: dict | None = None) -> str | None:
 
 def saga_complete(*, order_id, cause: dict | None = None) -> str | None:
     """AssetsSettled: the match is booked; the saga is done."""
-    with transaction.atomic(using=_alias()):
+    with _saga_step():
         saga = _locked_saga(order_id)
         if saga is None or saga.current_state != SagaState.SETTLING:
             return None
