@@ -84,7 +84,7 @@ def relay_pass(context: str, *, batch_size: int | None = None, created_before=No
         if not rows:
             return result
         errors = get_bus().publish_batch([_message(context, row.payload) for row in rows])
-        delivered = [row.payload for row, error in zip(rows, errors, strict=False) if error is None]
+        delivered = [row.id for row, error in zip(rows, errors, strict=False) if error is None]
         _mark_published(context, delivered)
         result.published = len(delivered)
         for row, error in zip(rows, errors, strict=False):
@@ -110,42 +110,13 @@ def _message(context: str, envelope: dict) -> OutgoingMessage:
     return OutgoingMessage(topic=topic_for(context), key=partition_key(envelope), envelope=envelope)
 
 
-def _mark_published(context: str, envelopes: list[dict]) -> None:
-    """The acknowledged rows become PUBLISHED (a row another pass marked already is left as it is),
-    and what `context` does once an event of its is on the bus (`on_published`) happens in the same
-    transaction: if either fails, the rows stay PENDING and the next pass publishes them again."""
-    if not envelopes:
-        return
-    model = outbox_model(context)
-    alias = router.db_for_write(model)
-    with transaction.atomic(using=alias):
-        model.objects.using(alias).filter(
-            id__in=[envelope["event_id"] for envelope in envelopes], status=OutboxStatus.PENDING
-        ).update(status=OutboxStatus.PUBLISHED, published_at=timezone.now(), last_error="")
-        for event_type, hooks in _published_hooks.get(context, {}).items():
-            published = [envelope for envelope in envelopes if envelope["event_type"] == event_type]
-            if published:
-                for hook in hooks:
-                    hook(published)
-
-
-# context -> event type -> what the context does once such events are on the bus
-_published_hooks: dict[str, dict[str, list]] = {}
-
-
-def on_published(*event_types: str, context: str):
-    """Register the decorated `hook(envelopes)` to run when `context`'s events of `event_types` have
-    been acknowledged by the bus, in the transaction that marks their outbox rows PUBLISHED. It may
-    run more than once for an event (a row published twice after a crash), so it must be idempotent."""
-
-    def register(hook):
-        for event_type in event_types:
-            hooks = _published_hooks.setdefault(context, {}).setdefault(event_type, [])
-            if hook not in hooks:
-                hooks.append(hook)
-        return hook
-
-    return register
+def _mark_published(context: str, ids: list) -> None:
+    """The acknowledged rows become PUBLISHED (a row another pass marked already is left as it is)."""
+    if ids:
+        model = outbox_model(context)
+        model.objects.using(router.db_for_write(model)).filter(id__in=ids, status=OutboxStatus.PENDING).update(
+            status=OutboxStatus.PUBLISHED, published_at=timezone.now(), last_error=""
+        )
 
 
 def _serialize_passes(context: str, alias: str) -> None:
@@ -229,10 +200,10 @@ class RelayThread:
     """The process's relay: publishes the rows its process committed, drains the contexts it is woken for.
 
     The rows it published are marked PUBLISHED together, at most every `MARK_EVERY_SECONDS` (or
-    once `MARK_BATCH` are waiting, when it stops, or at once when an `on_published` hook waits on
-    one of them): one UPDATE for a burst instead of one per commit. Until then they stay PENDING,
-    which costs nothing: the beat leaves rows younger than OUTBOX_RELAY_GRACE_SECONDS to this
-    thread, and a row published twice after a crash is recognised by its consumers.
+    once `MARK_BATCH` are waiting, or when it stops): one UPDATE for a burst instead of one per
+    commit. Until then they stay PENDING, which costs nothing: the beat leaves rows younger than
+    OUTBOX_RELAY_GRACE_SECONDS to this thread, and a row published twice after a crash is
+    recognised by its consumers.
     """
 
     MARK_EVERY_SECONDS = 0.25
@@ -241,7 +212,7 @@ class RelayThread:
     def __init__(self) -> None:
         self.wanted: set[str] = set()
         self.committed: list[tuple[str, dict]] = []  # (context, envelope), in commit order
-        self.unmarked: dict[str, list[dict]] = {}  # context -> envelopes published, not yet marked
+        self.unmarked: dict[str, list[str]] = {}  # context -> event ids published, not yet marked
         self.unmarked_since = 0.0
         self.condition = threading.Condition()
         self.thread: threading.Thread | None = None
@@ -298,10 +269,9 @@ class RelayThread:
             # As Django does around a request: drop a connection past CONN_MAX_AGE or broken.
             close_old_connections()
             try:
-                delivered = publish_committed(committed) if committed else {}
-                self._note_published(delivered)
-                # A context waiting on its events being published (`on_published`) is told at once.
-                if self.stopping or self._mark_due() or _awaited(delivered):
+                if committed:
+                    self._note_published(publish_committed(committed))
+                if self.stopping or self._mark_due():
                     self._mark()
                 for context in contexts:
                     relay_drain(context)
@@ -309,16 +279,16 @@ class RelayThread:
                 logger.exception("relay pass failed", extra={"contexts": contexts})
                 close_old_connections()
 
-    def _note_published(self, delivered: dict[str, list[dict]]) -> None:
+    def _note_published(self, delivered: dict[str, list[str]]) -> None:
         if delivered and not self.unmarked:
             self.unmarked_since = time.monotonic()
-        for context, envelopes in delivered.items():
-            self.unmarked.setdefault(context, []).extend(envelopes)
+        for context, ids in delivered.items():
+            self.unmarked.setdefault(context, []).extend(ids)
 
     def _mark_due(self) -> bool:
         if not self.unmarked:
             return False
-        waiting = sum(len(envelopes) for envelopes in self.unmarked.values())
+        waiting = sum(len(ids) for ids in self.unmarked.values())
         return waiting >= self.MARK_BATCH or time.monotonic() - self.unmarked_since >= self.MARK_EVERY_SECONDS
 
     def _mark_wait(self) -> float | None:
@@ -329,31 +299,22 @@ class RelayThread:
 
     def _mark(self) -> None:
         unmarked, self.unmarked = self.unmarked, {}
-        for context, envelopes in unmarked.items():
-            _mark_published(context, envelopes)
+        for context, ids in unmarked.items():
+            _mark_published(context, ids)
 
 
-def _awaited(delivered: dict[str, list[dict]]) -> bool:
-    """Whether some of these published events have an `on_published` hook."""
-    return any(
-        envelope["event_type"] in _published_hooks.get(context, {})
-        for context, envelopes in delivered.items()
-        for envelope in envelopes
-    )
-
-
-def publish_committed(committed: list[tuple[str, dict]]) -> dict[str, list[dict]]:
-    """Publish committed rows from their envelopes; returns the envelopes Kafka acknowledged, by
+def publish_committed(committed: list[tuple[str, dict]]) -> dict[str, list[str]]:
+    """Publish committed rows from their envelopes; returns the event ids Kafka acknowledged, by
     context, for the caller to mark PUBLISHED (`_mark_published`).
 
     A row whose delivery failed stays PENDING for the beat's `relay_all` (which counts the attempt).
     """
     errors = get_bus().publish_batch([_message(context, envelope) for context, envelope in committed])
-    delivered: dict[str, list[dict]] = {}
+    delivered: dict[str, list[str]] = {}
     for (context, envelope), error in zip(committed, errors, strict=True):
         if error is None:
-            delivered.setdefault(context, []).append(envelope)
-    failed = len(committed) - sum(len(envelopes) for envelopes in delivered.values())
+            delivered.setdefault(context, []).append(envelope["event_id"])
+    failed = len(committed) - sum(len(ids) for ids in delivered.values())
     if failed:
         logger.warning("outbox delivery failed; the beat retries", extra={"failed": failed, "error": errors[-1]})
     return delivered

@@ -1,7 +1,6 @@
 """The events the orders context consumes: each handler is one service call, applied once per event id."""
 
 from brokage.consumers import handle_once, handles
-from brokage.relay import on_published
 from orders import services
 from orders.models import OrderStatus, ProcessedEvent
 
@@ -23,13 +22,14 @@ def on_broker_customer_unassigned(event: dict) -> None:
     handle_once(ProcessedEvent, event, lambda: services.broker_assignment_replica_remove(event=event))
 
 
-@on_published("OrderCreated", context=CONTEXT)
-def on_order_created_published(events: list[dict]) -> None:
-    """The relay has our OrderCreated on the bus (ARCHITECTURE §6: "relay published"), so the saga
-    has it: the order waits for its reservation. Runs in the transaction that marks the outbox rows
-    PUBLISHED; an order the saga already moved on is left where it is."""
-    for event in events:
-        services.order_status_apply(event=event, new_status=OrderStatus.PENDING_RESERVATION)
+@handles("OrderCreated", context=CONTEXT)
+def on_order_created(event: dict) -> None:
+    """Our own OrderCreated came back from the bus: the relay published it, so the saga has it."""
+    handle_once(
+        ProcessedEvent,
+        event,
+        lambda: services.order_status_apply(event=event, new_status=OrderStatus.PENDING_RESERVATION),
+    )
 
 
 @handles("AssetReserved", context=CONTEXT)

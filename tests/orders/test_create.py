@@ -8,9 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import OperationalError, connections
-from django.test import override_settings
 
-from brokage.relay import relay_drain
 from orders import handlers
 from orders.models import Order, OrderStatus, OutboxEvent
 from tests.orders.catalog import asset_reserved, order_confirmed
@@ -76,38 +74,6 @@ def test_the_order_moves_on_once_its_own_order_created_is_published(people, clie
     changed = OutboxEvent.objects.filter(aggregate_id=body["id"], event_type="OrderStatusChanged")
     first = changed.order_by("created_at").first().payload["payload"]
     assert (first["old_status"], first["new_status"]) == ("CREATED", "PENDING_RESERVATION")
-
-
-@override_settings(CELERY_TASK_ALWAYS_EAGER=False)
-def test_an_order_waits_for_its_reservation_only_once_its_order_created_is_on_the_bus(people, client_for):
-    body = post(client_for(people.customer), VALID).json()  # no relay ran: OrderCreated is in the outbox
-    assert Order.objects.get(pk=body["id"]).status == OrderStatus.CREATED
-
-    relay_drain("orders")
-
-    assert Order.objects.get(pk=body["id"]).status != OrderStatus.CREATED
-    changed = OutboxEvent.objects.filter(aggregate_id=body["id"], event_type="OrderStatusChanged")
-    first = changed.order_by("created_at").first().payload["payload"]
-    assert (first["old_status"], first["new_status"]) == ("CREATED", "PENDING_RESERVATION")
-    assert OutboxEvent.objects.get(aggregate_id=body["id"], event_type="OrderCreated").status == "PUBLISHED"
-
-
-@override_settings(CELERY_TASK_ALWAYS_EAGER=False)
-def test_published_rows_stay_pending_when_what_follows_their_publication_fails(people, client_for, monkeypatch):
-    body = post(client_for(people.customer), VALID).json()
-
-    def database_gone(**_kwargs):
-        raise OperationalError("the orders database went away")
-
-    monkeypatch.setattr(handlers.services, "order_status_apply", database_gone)
-    with pytest.raises(OperationalError):
-        relay_drain("orders")
-    assert OutboxEvent.objects.get(aggregate_id=body["id"], event_type="OrderCreated").status == "PENDING"
-    assert Order.objects.get(pk=body["id"]).status == OrderStatus.CREATED
-
-    monkeypatch.undo()
-    relay_drain("orders")  # the next pass publishes it again (consumers drop the copy) and moves on
-    assert Order.objects.get(pk=body["id"]).status != OrderStatus.CREATED
 
 
 def test_without_prefer_the_answer_is_the_order_as_created(people, client_for):
