@@ -16,7 +16,6 @@ then the message goes to `<topic>.dlq` with the error and the consumer carries o
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import signal
 import threading
@@ -26,10 +25,11 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections, router, transaction
+from django.db import DatabaseError, close_old_connections, router, transaction
 from django.utils import timezone
 
 from brokage.bus import EVENT_TYPE_HEADER, decode, get_bus
+from brokage.db import row_insert
 from brokage.events import (
     EventValidationError,
     dlq_topic_for,
@@ -128,32 +128,15 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
     return True
 
 
-MARKER_FIELDS = ("event_id", "event_type", "processed_at", "result")
-
-
-@functools.cache
-def _marker_sql(processed_model: type[ProcessedEventBase], alias: str) -> str:
-    """The marker INSERT for one table and database, built once (it runs for every event)."""
-    quote = connections[alias].ops.quote_name
-    columns = [quote(processed_model._meta.get_field(name).column) for name in MARKER_FIELDS]
-    placeholders = ", ".join(["%s"] * len(columns))
-    return (
-        f"INSERT INTO {quote(processed_model._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({placeholders}) ON CONFLICT ({columns[0]}) DO NOTHING"
-    )
-
-
 def _marker_insert(processed_model: type[ProcessedEventBase], alias: str, event: dict, result: object) -> bool:
     """INSERT … ON CONFLICT (event_id) DO NOTHING; whether the row is new. No savepoint needed."""
-    connection = connections[alias]
-    values = (uuid.UUID(event["event_id"]), event["event_type"], timezone.now(), result)
-    params = [
-        processed_model._meta.get_field(name).get_db_prep_save(value, connection)
-        for name, value in zip(MARKER_FIELDS, values, strict=True)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_marker_sql(processed_model, alias), params)
-        return cursor.rowcount == 1
+    values = {
+        "event_id": uuid.UUID(event["event_id"]),
+        "event_type": event["event_type"],
+        "processed_at": timezone.now(),
+        "result": result,
+    }
+    return row_insert(processed_model, alias, values, skip_conflict_on="event_id")
 
 
 # --- Delivery ------------------------------------------------------------------------------------------

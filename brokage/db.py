@@ -1,4 +1,5 @@
-"""Optimistic locking: one implementation for every versioned table (orders, assets).
+"""Optimistic locking for every versioned table (orders, assets), and the one-row INSERT of the
+hottest kernel tables.
 
 An update is `UPDATE ... SET version = version + 1 WHERE id = ? AND version = ?`; zero rows means
 someone else changed the row first. The caller re-reads and retries a bounded number of times;
@@ -7,12 +8,13 @@ past that the conflict surfaces as a 409, never as a silently lost update.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import models, router
+from django.db import connections, models, router
 from django.db.models import F
 from django.utils import timezone
 
@@ -56,3 +58,34 @@ def retry_on_conflict(operation: Callable[[], T], *, attempts: int = 8) -> T:
                 raise
             time.sleep(random.uniform(0, 0.005 * attempt))
     raise AssertionError("unreachable")
+
+
+# --- One row, without the ORM's per-call query building ------------------------------------------------
+
+
+@functools.cache
+def _row_insert_sql(model: type[models.Model], alias: str, fields: tuple[str, ...], conflict: str | None) -> str:
+    quote = connections[alias].ops.quote_name
+    columns = [quote(model._meta.get_field(name).column) for name in fields]
+    placeholders = ", ".join(["%s"] * len(columns))
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+    if conflict is not None:
+        sql += f" ON CONFLICT ({quote(model._meta.get_field(conflict).column)}) DO NOTHING"
+    return sql
+
+
+def row_insert(model: type[models.Model], alias: str, values: dict, *, skip_conflict_on: str | None = None) -> bool:
+    """INSERT one row of `model` (every field named in `values`, each converted as the field's
+    `get_db_prep_save` would for a save) and return whether a row was written.
+
+    For the rows written with every event (outbox rows, processed-event markers): the statement is
+    built once per table and database, where `Model.objects.create` builds it for every call, which
+    costs ten times the INSERT's own client time. `skip_conflict_on`: a unique field; a row that
+    collides on it is skipped (`ON CONFLICT … DO NOTHING`) and False is returned.
+    """
+    connection = connections[alias]
+    fields = tuple(values)
+    params = [model._meta.get_field(name).get_db_prep_save(values[name], connection) for name in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_row_insert_sql(model, alias, fields, skip_conflict_on), params)
+        return cursor.rowcount == 1

@@ -7,9 +7,13 @@ block; either both commit or neither does. After commit the relay publishes it
 
 from __future__ import annotations
 
+import uuid
+
 from django.apps import apps
 from django.db import router, transaction
+from django.utils import timezone
 
+from brokage.db import row_insert
 from brokage.events import build_envelope
 from brokage.models import OutboxEventBase, OutboxStatus
 
@@ -58,12 +62,21 @@ def outbox_write(
         correlation_id=correlation_id,
         causation_id=causation_id,
     )
-    model.objects.using(alias).create(
-        id=envelope["event_id"],
-        aggregate_type=aggregate_type,
-        aggregate_id=str(aggregate_id),
-        event_type=event_type,
-        payload=envelope,
+    row_insert(
+        model,
+        alias,
+        {
+            "id": uuid.UUID(envelope["event_id"]),
+            "aggregate_type": aggregate_type,
+            "aggregate_id": str(aggregate_id),
+            "event_type": event_type,
+            "payload": envelope,
+            "created_at": timezone.now(),
+            "published_at": None,
+            "retry_count": 0,
+            "status": OutboxStatus.PENDING,
+            "last_error": "",
+        },
     )
     from brokage.relay import relay_committed  # the relay imports this module; import late to avoid a cycle
 
