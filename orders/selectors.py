@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import date, datetime, timedelta
 
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from brokage.auth import Principal, customer_scope
 from brokage.errors import NotFound
 from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order
+
+logger = logging.getLogger(__name__)
 
 ALIAS = "orders"
 
@@ -75,16 +79,22 @@ def order_get(*, actor: Principal, order_id: str | uuid.UUID) -> Order:
     return order
 
 
-def order_wait_settled(*, actor: Principal, order_id: str | uuid.UUID, seconds: float) -> Order:
-    """The order once the saga has settled it (confirmed or terminal), or as it is when `seconds` run out.
+def order_wait_settled(*, actor: Principal, order: Order, seconds: float) -> Order:
+    """`order` (just created) once the saga has settled it (confirmed or terminal), or as it last was
+    when `seconds` run out.
 
     Polls one primary-key row with a growing interval: cheap, and it works the same whichever
-    process or bus moved the order on.
+    process or bus moved the order on. The order is committed before the wait begins, so a read that
+    fails on the way (a lock, a dropped connection) is tried again at the next poll, and the caller
+    gets its 201 with the order as last read, never an error for an order that exists.
     """
     deadline = time.monotonic() + max(0.0, seconds)
     interval = 0.02
     while True:
-        order = order_get(actor=actor, order_id=order_id)
+        try:
+            order = order_get(actor=actor, order_id=order.id)
+        except DatabaseError as exc:
+            logger.info("an order read failed while waiting for it to settle", extra={"error": str(exc)})
         remaining = deadline - time.monotonic()
         if order.status in SETTLED_STATUSES or remaining <= 0:
             return order

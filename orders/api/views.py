@@ -78,7 +78,7 @@ class OrderCollectionView(APIView):
         order = services.order_create(actor=actor, **serializer.validated_data)
         wait = prefer_wait_seconds(request.headers.get("Prefer", ""))
         if wait is not None:  # without `Prefer: wait` the answer is the order as it was created
-            order = selectors.order_wait_settled(actor=actor, order_id=order.id, seconds=wait)
+            order = selectors.order_wait_settled(actor=actor, order=order, seconds=wait)
         response = Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
         if wait is not None:
             response["Preference-Applied"] = f"wait={wait}"

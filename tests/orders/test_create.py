@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import OperationalError, connections
 
-from orders import handlers
+from orders import handlers, selectors
 from orders.models import Order, OrderStatus, OutboxEvent
 from tests.orders.catalog import asset_reserved, order_confirmed
 from tests.orders.factories import CustomerReplicaFactory, PersonFactory
@@ -288,6 +288,17 @@ def test_prefer_wait_answers_as_soon_as_the_order_is_settled(people, client_for)
     assert response.headers["Preference-Applied"] == "wait=20"
     assert response.json()["status"] in {"ORDER_CONFIRMED", "REJECTED"}
     assert elapsed < 10
+
+
+def test_a_read_failing_while_waiting_still_answers_with_the_created_order(people, client_for, monkeypatch):
+    def database_busy(**_kwargs):
+        raise OperationalError("database table is locked")
+
+    monkeypatch.setattr(selectors, "order_get", database_busy)
+    response = post(client_for(people.customer), VALID, Prefer="wait=1")
+
+    assert response.status_code == 201
+    assert response.json()["id"] == str(Order.objects.get().pk)
 
 
 def test_prefer_wait_gives_up_after_the_wait_and_caps_it(people, client_for):
