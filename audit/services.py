@@ -13,7 +13,7 @@ from brokage.documents import (
     expired_delete,
     expires_on,
     expiry_days_note,
-    is_duplicate_key_error,
+    insert_new,
     is_timeseries,
     query_time,
 )
@@ -86,12 +86,7 @@ def audit_logs_record(*, events: list[dict]) -> int:
             entries.pop(seen["_id"], None)
     if not entries:
         return 0
-    try:
-        written = len(collection.insert_many(list(entries.values()), ordered=False).inserted_ids)
-    except Exception as exc:
-        if not is_duplicate_key_error(exc):
-            raise
-        written = exc.details.get("nInserted", 0) if isinstance(getattr(exc, "details", None), dict) else 0
+    written = len(insert_new(collection, list(entries.values())))
     expiry_days_note(database, AUDIT_LOGS, (entry[EXPIRES_ON] for entry in entries.values()))
     return written
 

@@ -26,7 +26,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, router, transaction
-from django.utils import timezone
 
 from brokage.bus import EVENT_TYPE_HEADER, decode, get_bus
 from brokage.db import row_insert
@@ -130,12 +129,7 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
 
 def _marker_insert(processed_model: type[ProcessedEventBase], alias: str, event: dict, result: object) -> bool:
     """INSERT … ON CONFLICT (event_id) DO NOTHING; whether the row is new. No savepoint needed."""
-    values = {
-        "event_id": uuid.UUID(event["event_id"]),
-        "event_type": event["event_type"],
-        "processed_at": timezone.now(),
-        "result": result,
-    }
+    values = {"event_id": uuid.UUID(event["event_id"]), "event_type": event["event_type"], "result": result}
     return row_insert(processed_model, alias, values, skip_conflict_on="event_id")
 
 

@@ -64,9 +64,9 @@ def retry_on_conflict(operation: Callable[[], T], *, attempts: int = 8) -> T:
 
 
 @functools.cache
-def _row_insert_sql(model: type[models.Model], alias: str, fields: tuple[str, ...], conflict: str | None) -> str:
+def _row_insert_sql(model: type[models.Model], alias: str, conflict: str | None) -> str:
     quote = connections[alias].ops.quote_name
-    columns = [quote(model._meta.get_field(name).column) for name in fields]
+    columns = [quote(field.column) for field in model._meta.concrete_fields]
     placeholders = ", ".join(["%s"] * len(columns))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
     if conflict is not None:
@@ -75,8 +75,8 @@ def _row_insert_sql(model: type[models.Model], alias: str, fields: tuple[str, ..
 
 
 def row_insert(model: type[models.Model], alias: str, values: dict, *, skip_conflict_on: str | None = None) -> bool:
-    """INSERT one row of `model` (every field named in `values`, each converted as the field's
-    `get_db_prep_save` would for a save) and return whether a row was written.
+    """INSERT one row of `model` (the fields in `values`, the model's defaults for the others, each
+    converted by the field's `get_db_prep_save` as a save would) and return whether a row was written.
 
     For the rows written with every event (outbox rows, processed-event markers): the statement is
     built once per table and database, where `Model.objects.create` builds it for every call, which
@@ -84,8 +84,10 @@ def row_insert(model: type[models.Model], alias: str, values: dict, *, skip_conf
     collides on it is skipped (`ON CONFLICT … DO NOTHING`) and False is returned.
     """
     connection = connections[alias]
-    fields = tuple(values)
-    params = [model._meta.get_field(name).get_db_prep_save(values[name], connection) for name in fields]
+    params = [
+        field.get_db_prep_save(values[field.name] if field.name in values else field.get_default(), connection)
+        for field in model._meta.concrete_fields
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_row_insert_sql(model, alias, fields, skip_conflict_on), params)
+        cursor.execute(_row_insert_sql(model, alias, skip_conflict_on), params)
         return cursor.rowcount == 1

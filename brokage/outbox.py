@@ -11,7 +11,6 @@ import uuid
 
 from django.apps import apps
 from django.db import router, transaction
-from django.utils import timezone
 
 from brokage.db import row_insert
 from brokage.events import build_envelope
@@ -71,11 +70,6 @@ def outbox_write(
             "aggregate_id": str(aggregate_id),
             "event_type": event_type,
             "payload": envelope,
-            "created_at": timezone.now(),
-            "published_at": None,
-            "retry_count": 0,
-            "status": OutboxStatus.PENDING,
-            "last_error": "",
         },
     )
     from brokage.relay import relay_committed  # the relay imports this module; import late to avoid a cycle

@@ -289,10 +289,11 @@ class RelayThread:
         if not self.unmarked:
             return False
         waiting = sum(len(ids) for ids in self.unmarked.values())
-        return waiting >= self.MARK_BATCH or time.monotonic() - self.unmarked_since >= self.MARK_EVERY_SECONDS
+        return waiting >= self.MARK_BATCH or self._mark_wait() == 0.0
 
     def _mark_wait(self) -> float | None:
-        """How long the thread may sleep: until the published rows are due to be marked, or a wake-up."""
+        """How long the thread may sleep: until the published rows are due to be marked (None: until
+        a wake-up)."""
         if not self.unmarked:
             return None
         return max(0.0, self.unmarked_since + self.MARK_EVERY_SECONDS - time.monotonic())

@@ -57,9 +57,9 @@ def customer_group(customer_id: int) -> str:
 # --- email ---------------------------------------------------------------------------------------------
 
 
-def email_deliver(*, notification: dict, contact: dict, connection=None) -> dict:
-    """`connection`: a mail connection the caller shares among several emails (and closes); it is
-    opened here, and closed after a failed attempt so the next attempt opens a fresh one."""
+def email_deliver(*, notification: dict, contact: dict, connection) -> dict:
+    """`connection`: the mail connection the caller shares among a batch's emails (and closes); it
+    is opened here, and closed after a failed attempt so the next attempt opens a fresh one."""
     recipient = contact.get("email") or ""
     if not contact.get("email_enabled", True):
         return {"status": ChannelStatus.SKIPPED, "reason": PREFERENCE_OFF, "recipient": recipient, "retry_count": 0}
@@ -69,8 +69,7 @@ def email_deliver(*, notification: dict, contact: dict, connection=None) -> dict
     error = ""
     for attempt in range(attempts):
         try:
-            if connection is not None:
-                connection.open()  # a no-op once open; send_messages then leaves it open
+            connection.open()  # a no-op once open; send_messages then leaves it open
             EmailMessage(
                 subject=notification["title"],
                 body=notification["message"],
@@ -86,8 +85,7 @@ def email_deliver(*, notification: dict, contact: dict, connection=None) -> dict
             }
         except Exception as exc:  # SMTP errors, refused connections, timeouts: all retried, then FAILED
             error = f"{type(exc).__name__}: {exc}"[:500]
-            if connection is not None:
-                connection.close()
+            connection.close()
             logger.warning("email attempt failed", extra={"attempt": attempt + 1, "error": error})
             if attempt + 1 < attempts:
                 time.sleep(settings.NOTIFICATIONS_EMAIL_RETRY_DELAY_SECONDS * 2**attempt)

@@ -149,9 +149,9 @@ def notification_create_for_event(*, event: dict) -> str | None:
 
 
 def notifications_create_for_events(*, events: list[dict]) -> list[str]:
-    """Make the notifications `events` call for and deliver them, all together: one insert, one write
-    of every channel outcome, one mail connection. A redelivered event finds its notification stored
-    already and only finishes the channels still PENDING. Returns the notifications' ids."""
+    """Make the notifications `events` call for and deliver them together: one insert for all of
+    them, one mail connection. A redelivered event finds its notification stored already and only
+    finishes the channels still PENDING. Returns the notifications' ids."""
     made: dict[str, dict] = {}
     for event in events:
         content = notification_content_for(event)
@@ -217,8 +217,8 @@ def _deliver(collection, notifications: list[dict]) -> None:
     them does little harm: a provider records one message per notification and channel, a live
     client may see the notification pushed again with the same notification_id), the emails last,
     over one SMTP connection, so all that stands between sending an email and recording it is the
-    rest of the batch's emails and the outcome writes. A process killed in between sends those emails again
-    when the events are redelivered.
+    rest of the batch's emails and the outcome writes. A process killed in between sends those
+    emails again when the events are redelivered.
     """
     pending: list[tuple[dict, dict, dict]] = []  # (notification, its contact, outcomes so far)
     for notification in notifications:
@@ -240,7 +240,7 @@ def _deliver(collection, notifications: list[dict]) -> None:
     # One update per notification: FerretDB (v1.24) runs an update command's statements at once, one
     # PostgreSQL connection each, so a bulk larger than its pool (50) deadlocks it, and saves nothing.
     now = timezone.now()
-    for notification, _seen_contact, changes in pending:
+    for notification, _, changes in pending:
         collection.update_one({"_id": notification["_id"]}, {"$set": {**changes, "updated_at": now}})
 
 

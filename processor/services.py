@@ -87,9 +87,10 @@ def _locked_saga(order_id) -> SagaInstance | None:
 
 
 def _saga_step():
-    """The transaction of one saga step after the first. A step runs only inside its event's
-    handle_once (with the event's processed marker) and raises instead of recovering, so a savepoint
-    of its own would cost two round trips and undo nothing the enclosing rollback does not."""
+    """The transaction of a saga step other than saga_start (which recovers from a duplicate insert
+    and keeps its savepoint). Such a step runs only inside its event's handle_once (with the event's
+    processed marker) and raises instead of recovering, so a savepoint of its own would cost two
+    round trips and undo nothing the enclosing rollback does not."""
     return transaction.atomic(using=_alias(), savepoint=False)
 
 
