@@ -68,3 +68,27 @@ def test_documents_written_by_one_process_are_read_by_the_next(tmp_path):
     assert found["contact"] == "emre@example.com"
     assert found["audit_logs"] == 1
     assert (tmp_path / "documents" / ".monty.storage").read_text().strip() == "sqlite"
+
+
+REPLAYED_BATCH = """
+import django; django.setup()
+from brokage.documents import context_database, setup_all_collections
+from brokage.events import build_envelope
+from audit.services import audit_logs_record
+setup_all_collections()
+def created(customer_id):
+    return build_envelope("CustomerCreated", aggregate_type="Customer", aggregate_id=customer_id, payload={
+        "customer_id": customer_id, "username": f"c{customer_id}", "email": "", "phone": "", "role": "CUSTOMER",
+        "tier_code": "STANDARD", "active": True})
+seen = created(81)
+audit_logs_record(events=[seen])
+print(audit_logs_record(events=[created(80), seen, created(82)]))
+print(context_database("audit")["audit_logs"].count_documents({"action": "CustomerCreated"}))
+"""
+
+
+def test_a_batch_with_a_replayed_event_keeps_the_new_audit_entries_on_the_embedded_store(tmp_path):
+    # montydb refuses a whole insert_many at the first duplicate; the new entries must still be written.
+    written, stored = run(REPLAYED_BATCH, tmp_path).strip().splitlines()[-2:]
+
+    assert (written, stored) == ("2", "3")
