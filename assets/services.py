@@ -44,7 +44,7 @@ from assets.models import (
 from assets.selectors import customer_replica_get, customer_wait_seconds
 from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
-from brokage.db import VersionConflict, retry_on_conflict, versioned_update
+from brokage.db import VersionConflict, instance_insert, retry_on_conflict, row_get, versioned_update
 from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
 from brokage.outbox import outbox_write
 from brokage.redis import redis_lock
@@ -111,7 +111,7 @@ def reservation_ttl() -> timedelta:
 
 def _asset_row(*, customer_id: int, asset_name: str, create: bool) -> Asset | None:
     """The current row (re-read on every attempt); an empty one is created when asked and missing."""
-    asset = Asset.objects.using(ALIAS).filter(customer_id=customer_id, asset_name=asset_name).first()
+    asset = row_get(Asset, ALIAS, customer_id=customer_id, asset_name=asset_name)
     if asset is not None or not create:
         return asset
     try:
@@ -319,7 +319,7 @@ def reservation_create(
 
     def reserve() -> ReservationOutcome:
         with transaction.atomic(using=ALIAS):
-            existing = AssetReservation.objects.using(ALIAS).filter(order_id=order_id).first()
+            existing = row_get(AssetReservation, ALIAS, order_id=order_id)
             if existing is not None:
                 return ReservationOutcome(reservation=existing)
             if amount is None:
@@ -338,9 +338,10 @@ def reservation_create(
                 order_id=order_id,
                 trace=trace,
             )
-            reservation = AssetReservation.objects.using(ALIAS).create(
+            reservation = AssetReservation(
                 asset=asset, order_id=order_id, amount=amount, expires_at=timezone.now() + reservation_ttl()
             )
+            instance_insert(reservation, ALIAS)
             _reservation_event(
                 ASSET_RESERVED,
                 order_id=order_id,

@@ -1,5 +1,5 @@
-"""Optimistic locking for every versioned table (orders, assets), and the one-row INSERT of the
-hottest kernel tables.
+"""Optimistic locking for every versioned table (orders, assets), and one-row statements (INSERT,
+SELECT by a unique key, UPDATE of named columns) for the rows every order touches.
 
 An update is `UPDATE ... SET version = version + 1 WHERE id = ? AND version = ?`; zero rows means
 someone else changed the row first. The caller re-reads and retries a bounded number of times;
@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import connections, models, router
-from django.db.models import F
 from django.utils import timezone
 
 from brokage.errors import ConflictError
@@ -36,16 +35,27 @@ def versioned_update(instance: models.Model, **changes) -> None:
     alias = router.db_for_write(model)
     if any(f.name == "updated_at" for f in model._meta.concrete_fields):
         changes.setdefault("updated_at", timezone.now())
-    updated = (
-        model.objects.using(alias)
-        .filter(pk=instance.pk, version=instance.version)
-        .update(version=F("version") + 1, **changes)
-    )
+    connection = connections[alias]
+    params = [model._meta.get_field(name).get_db_prep_save(value, connection) for name, value in changes.items()]
+    params += [model._meta.pk.get_db_prep_value(instance.pk, connection), instance.version]
+    with connection.cursor() as cursor:
+        cursor.execute(_versioned_update_sql(model, alias, tuple(changes)), params)
+        updated = cursor.rowcount
     if updated != 1:
         raise VersionConflict()
     for name, value in changes.items():
         setattr(instance, name, value)
     instance.version += 1
+
+
+@functools.cache
+def _versioned_update_sql(model: type[models.Model], alias: str, names: tuple[str, ...]) -> str:
+    quote = connections[alias].ops.quote_name
+    assignments = ", ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
+    return (
+        f"UPDATE {quote(model._meta.db_table)} SET {assignments}, version = version + 1 "  # noqa: S608
+        f"WHERE {quote(model._meta.pk.column)} = %s AND version = %s"
+    )
 
 
 def retry_on_conflict(operation: Callable[[], T], *, attempts: int = 8) -> T:
@@ -61,6 +71,10 @@ def retry_on_conflict(operation: Callable[[], T], *, attempts: int = 8) -> T:
 
 
 # --- One row, without the ORM's per-call query building ------------------------------------------------
+#
+# A queryset builds and compiles its SQL on every call: for a one-row lookup that is ten times the
+# statement's own client time. These build each statement once per model, database and shape, and
+# convert values the way the ORM does (`get_db_prep_*` going in, the field's converters coming out).
 
 
 @functools.cache
@@ -90,4 +104,74 @@ def row_insert(model: type[models.Model], alias: str, values: dict, *, skip_conf
     ]
     with connection.cursor() as cursor:
         cursor.execute(_row_insert_sql(model, alias, skip_conflict_on), params)
+        return cursor.rowcount == 1
+
+
+def instance_insert(instance: models.Model, alias: str) -> None:
+    """INSERT a new `instance` whose primary key is already set (a UUID default): `save(force_insert=True)`
+    through `row_insert`'s prebuilt statement."""
+    fields = type(instance)._meta.concrete_fields
+    row_insert(type(instance), alias, {field.name: getattr(instance, field.attname) for field in fields})
+    instance._state.adding = False
+    instance._state.db = alias
+
+
+@functools.cache
+def _row_select(model: type[models.Model], alias: str, names: tuple[str, ...], for_update: bool) -> tuple:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    table = model._meta.db_table
+    fields = model._meta.concrete_fields
+    conditions = " AND ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
+    sql = f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(table)} WHERE {conditions} LIMIT 1"  # noqa: S608
+    if for_update and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((index, column, found))
+    where_fields = [model._meta.get_field(name) for name in names]
+    return sql, [field.attname for field in fields], converters, where_fields
+
+
+def row_get(model: type[T], alias: str, *, for_update: bool = False, **where) -> T | None:
+    """The row of `model` whose fields equal `where` (a unique key: the first row otherwise, in no
+    particular order), or None; `for_update` locks it (`SELECT … FOR UPDATE` where the database has it).
+    """
+    connection = connections[alias]
+    sql, attnames, converters, where_fields = _row_select(model, alias, tuple(where), for_update)
+    params = [
+        field.get_db_prep_value(value, connection) for field, value in zip(where_fields, where.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, column, functions in converters:
+        for convert in functions:
+            values[index] = convert(values[index], column, connection)
+    return model.from_db(alias, attnames, values)
+
+
+@functools.cache
+def _row_update_sql(model: type[models.Model], alias: str, names: tuple[str, ...]) -> str:
+    quote = connections[alias].ops.quote_name
+    assignments = ", ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
+    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"  # noqa: S608
+
+
+def row_update(instance: models.Model, alias: str, names: list[str]) -> bool:
+    """Write the fields `names` of `instance` to its row (what `save(update_fields=names)` does, without
+    building the statement each time); whether the row was there."""
+    model = type(instance)
+    connection = connections[alias]
+    fields = [model._meta.get_field(name) for name in names]
+    params = [field.get_db_prep_save(getattr(instance, field.attname), connection) for field in fields]
+    params.append(model._meta.pk.get_db_prep_value(instance.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(_row_update_sql(model, alias, tuple(names)), params)
         return cursor.rowcount == 1

@@ -122,19 +122,30 @@ DB_CONN_MAX_AGE = int(os.environ.get("DB_CONN_MAX_AGE", "600"))
 DB_CONN_HEALTH_CHECKS = env_bool("DB_CONN_HEALTH_CHECKS", False)
 
 
+# Server-side parameter binding with psycopg's automatic prepared statements: a statement run
+# DB_PREPARE_THRESHOLD times on a connection is prepared there, so PostgreSQL parses and plans it
+# once instead of on every execution, and the client sends the parameters as they are instead of
+# quoting them into the SQL text. `DB_PREPARE_THRESHOLD=` (empty) goes back to client-side binding,
+# which a connection pooler in transaction mode (PgBouncer) needs.
+DB_PREPARE_THRESHOLD = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+
+
+def _postgresql(url: str) -> dict:
+    database = dj_database_url.parse(url, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=DB_CONN_HEALTH_CHECKS)
+    if DB_PREPARE_THRESHOLD and database["ENGINE"] == "django.db.backends.postgresql":
+        database.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=int(DB_PREPARE_THRESHOLD))
+    return database
+
+
 def _relational_database(alias: str) -> dict:
     _app, pg_name, env_name = RELATIONAL_CONTEXTS[alias]
     url = os.environ.get(env_name)
     if url:
-        return dj_database_url.parse(url, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=DB_CONN_HEALTH_CHECKS)
+        return _postgresql(url)
     if PROFILE == "prod":
         raise ImproperlyConfigured(f"The prod profile needs {env_name}.")
     if PROFILE == "dev":
-        return dj_database_url.parse(
-            PG_DEFAULT_URL.format(database=pg_name),
-            conn_max_age=DB_CONN_MAX_AGE,
-            conn_health_checks=DB_CONN_HEALTH_CHECKS,
-        )
+        return _postgresql(PG_DEFAULT_URL.format(database=pg_name))
     sqlite_dir = VAR_DIR / "db"
     sqlite_dir.mkdir(parents=True, exist_ok=True)
     return {

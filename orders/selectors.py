@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from brokage.auth import Principal, customer_scope
+from brokage.db import row_get
 from brokage.errors import NotFound
 from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order
 
@@ -106,7 +107,7 @@ def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> Cust
     """What orders knows of a customer, waiting up to `wait_seconds` for its CustomerCreated to land."""
     deadline = time.monotonic() + max(0.0, wait_seconds)
     while True:
-        replica = CustomerReplica.objects.using(ALIAS).filter(customer_id=customer_id).first()
+        replica = row_get(CustomerReplica, ALIAS, customer_id=customer_id)
         if replica is not None or time.monotonic() >= deadline:
             return replica
         time.sleep(0.05)

@@ -30,7 +30,7 @@ from redis.exceptions import LockError
 
 from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
-from brokage.db import VersionConflict, retry_on_conflict, versioned_update
+from brokage.db import VersionConflict, instance_insert, retry_on_conflict, versioned_update
 from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
 from brokage.events import build_envelope, caused_by, event_type_named, validate_envelope
 from brokage.observability import current_correlation_id
@@ -211,7 +211,8 @@ def order_create(
         # The unique index on client_order_id is the duplicate check: no SELECT before the insert and
         # no savepoint around it, so a placement is BEGIN, two INSERTs and COMMIT.
         with transaction.atomic(using=ALIAS):
-            order = Order.objects.using(ALIAS).create(status=OrderStatus.CREATED, **fields)
+            order = Order(status=OrderStatus.CREATED, **fields)
+            instance_insert(order, ALIAS)
             outbox_write(
                 events.CONTEXT,
                 events.ORDER_CREATED,
@@ -553,7 +554,7 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 ), archived AS (
     UPDATE orders AS o
-    SET status = %(archived)s, updated_at = %(now)s, version = o.version + 1
+    SET status = %(archived)s::text, updated_at = %(now)s, version = o.version + 1
     FROM due
     WHERE o.id = due.id
     RETURNING o.id, o.client_order_id, o.customer_id, o.asset_name, o.order_side, o.size, o.price,
@@ -562,7 +563,7 @@ WITH due AS (
     INSERT INTO outbox_events
         (id, aggregate_type, aggregate_id, event_type, payload, created_at, published_at, retry_count, status,
         last_error)
-    SELECT a.event_id, %(aggregate_type)s, a.id::text, %(event_type)s, jsonb_build_object(
+    SELECT a.event_id, %(aggregate_type)s::text, a.id::text, %(event_type)s::text, jsonb_build_object(
         'event_id', a.event_id::text,
         'event_type', %(event_type)s::text,
         'schema_version', %(schema_version)s::integer,

@@ -22,6 +22,7 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from brokage import replicas
+from brokage.db import instance_insert, row_get, row_insert, row_update
 from brokage.errors import InvalidInput
 from brokage.events import caused_by, decimal_from
 from brokage.outbox import OutboxStatus, outbox_write
@@ -78,12 +79,7 @@ def _order_id(value) -> uuid.UUID:
 
 
 def _locked_saga(order_id) -> SagaInstance | None:
-    return (
-        SagaInstance.objects.using(_alias())
-        .select_for_update()
-        .filter(saga_type=SagaType.ORDER, aggregate_id=_order_id(order_id))
-        .first()
-    )
+    return row_get(SagaInstance, _alias(), for_update=True, saga_type=SagaType.ORDER, aggregate_id=_order_id(order_id))
 
 
 def _saga_step():
@@ -99,7 +95,7 @@ def _move(saga: SagaInstance, state: str, **payload_changes) -> None:
     saga.payload = {**saga.payload, **payload_changes}
     saga.updated_at = timezone.now()
     # Only what a step changes (a resume also resets retry_count): the type, order and creation time never move.
-    saga.save(using=_alias(), update_fields=["current_state", "payload", "updated_at", "retry_count"])
+    row_update(saga, _alias(), ["current_state", "payload", "updated_at", "retry_count"])
 
 
 def _publish(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict | None, actor_id=None) -> dict:
@@ -186,7 +182,7 @@ def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None
                 },
             )
             _command("ReserveAssets", saga=saga, payload={"saga_id": str(saga.saga_id), **saga.payload}, cause=cause)
-            saga.save(using=alias, force_insert=True)
+            instance_insert(saga, alias)
     except IntegrityError:
         return None  # the saga exists: this OrderCreated was already handled (or the cancel came first)
     return saga
@@ -212,25 +208,25 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
             return None
         # RESERVED and then CONFIRMED in this one transaction: the saga row is written once, at the end.
         saga.payload = {**saga.payload, "reservation_id": reservation_id}
-        replica = CustomerReplica.objects.using(alias).filter(customer_id=saga.payload["customer_id"]).first()
+        replica = row_get(CustomerReplica, alias, customer_id=saga.payload["customer_id"])
         tier_code = replica.tier_code if replica else DEFAULT_TIER
         priority = tier_priority(tier_code)
         # One INSERT … ON CONFLICT DO NOTHING: an entry already queued for the order stays as it is.
-        MatchingQueueEntry.objects.using(alias).bulk_create(
-            [
-                MatchingQueueEntry(
-                    order_id=saga.aggregate_id,
-                    saga_id=saga.saga_id,
-                    customer_id=saga.payload["customer_id"],
-                    customer_tier=tier_code,
-                    asset_name=saga.payload["asset_name"],
-                    order_side=saga.payload["order_side"],
-                    size=decimal_from(saga.payload["size"]),
-                    price=decimal_from(saga.payload["price"]),
-                    priority=priority,
-                )
-            ],
-            ignore_conflicts=True,
+        row_insert(
+            MatchingQueueEntry,
+            alias,
+            {
+                "order_id": saga.aggregate_id,
+                "saga_id": saga.saga_id,
+                "customer_id": saga.payload["customer_id"],
+                "customer_tier": tier_code,
+                "asset_name": saga.payload["asset_name"],
+                "order_side": saga.payload["order_side"],
+                "size": decimal_from(saga.payload["size"]),
+                "price": decimal_from(saga.payload["price"]),
+                "priority": priority,
+            },
+            skip_conflict_on="order_id",
         )
         _publish(
             "OrderConfirmed",
