@@ -28,8 +28,8 @@ import aiohttp
 # What a request can fail with instead of answering: connection errors, and the session's timeout
 # (a plain TimeoutError). Counted by class name; they never end a run.
 REQUEST_ERRORS = (aiohttp.ClientError, TimeoutError)
-# gunicorn closes a connection idle for 2 s (its --keep-alive default); reusing one it is closing
-# would fail the request, so the client lets idle connections go first.
+# Idle connections are let go after 1.5 s: a server that closes idle keep-alive connections
+# (gunicorn after 2 s) would otherwise fail the next request sent on one it is closing.
 KEEPALIVE_SECONDS = 1.5
 
 ORDER_BODY = {"asset_name": "AAPL", "order_side": "BUY", "size": "1", "price": "1.5"}

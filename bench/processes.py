@@ -1,7 +1,7 @@
 """Starting, watching and stopping the processes under test, and sampling their memory.
 
 `ProcessGroup` reads `bench/Procfile.bench`, starts each line in its own session (so a stop
-reaches a gunicorn master's workers and Celery's pool too) and stops exactly the processes it
+reaches a web server master's workers and Celery's pool too) and stops exactly the processes it
 started, TERM first and KILL after a grace period. `MemorySampler` records, once a second, the
 resident memory of every started process tree and of the services (PostgreSQL, Redis, Kafka,
 FerretDB, found by their listening ports).
@@ -153,7 +153,7 @@ class MemorySampler(threading.Thread):
     """Memory of each watched process tree, every `interval` seconds, until stopped.
 
     For each name it keeps the peak of the tree's summed RSS and the peak RSS of its largest single
-    process (for gunicorn, one worker; for PostgreSQL, one backend — their shared buffers are
+    process (for the web server, one worker; for PostgreSQL, one backend — their shared buffers are
     counted once per process by RSS, so the sum overstates them), and time series of PSS (shared
     pages divided among the processes sharing them; RSS would count every page of shared_buffers a
     backend touches as growth): the tree's sum, and each process's own. The soak is judged on each

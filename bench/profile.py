@@ -1,6 +1,6 @@
 """py-spy over every process of the system while the placement load runs (`--profile`).
 
-Each process (with its children: gunicorn's workers, Celery's pool) is sampled by its own
+Each process (with its children: the web server's workers, Celery's pool) is sampled by its own
 `py-spy record --format raw`; `finish` folds the stacks into the functions that use the most
 CPU, by self time (the frame on top of the stack) and by total time (anywhere on the stack).
 """

@@ -63,8 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--archive-orders", type=int, default=1_000_000, help="eligible orders to archive")
     parser.add_argument("--ceiling-seconds", type=int, default=20, help="seconds of each pgbench script (20)")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--web-workers", type=int, default=4)
-    parser.add_argument("--web-threads", type=int, default=4)
+    parser.add_argument("--web-workers", type=int, default=2, help="granian worker processes (2: one per core)")
+    parser.add_argument("--web-threads", type=int, default=8, help="threads running the app in each worker (8)")
     parser.add_argument("--profile", action="store_true", help="py-spy every process during the placement phase")
     parser.add_argument(
         "--skip", action="append", default=[], choices=["archival", "ceiling", "listing", "latency", "placement"]
@@ -257,7 +257,7 @@ async def wait_http(base_url: str, timeout: float = 60) -> None:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.5)
-    raise RuntimeError("gunicorn did not answer /health/live")
+    raise RuntimeError("the web server did not answer /health/live")
 
 
 def explain_listing(customer_id: int, start: date, end: date) -> dict:
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {
             "profile": env["BROKAGE_PROFILE"],
             "debug": False,
-            "web": f"gunicorn brokage.wsgi -w {args.web_workers} --threads {args.web_threads}",
+            "web": f"granian --interface wsgi --workers {args.web_workers} --blocking-threads {args.web_threads}",
             "clients": args.clients,
             "duration_s": args.duration,
             "rate": args.rate,
