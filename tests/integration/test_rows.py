@@ -1,0 +1,39 @@
+"""The one-row statements of `brokage.db` on PostgreSQL, where the dev and prod profiles bind
+parameters on the server and prepare a statement after DB_PREPARE_THRESHOLD runs: the checks of
+`tests/kernel/test_rows.py`, and the same read past the threshold."""
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from brokage.db import row_get
+from processor.models import SagaInstance, SagaType
+from tests.kernel.test_rows import (  # noqa: F401 (collected here too, against PostgreSQL)
+    a_saga,
+    test_a_decimal_comes_back_exact,
+    test_a_row_locked_for_update_is_read_inside_the_transaction,
+    test_a_row_read_by_its_unique_key_equals_what_the_orm_reads,
+    test_a_row_update_of_a_row_that_is_gone_says_so,
+    test_a_row_update_writes_only_the_named_columns,
+    test_a_versioned_update_moves_the_version_and_refuses_a_stale_copy,
+    test_an_inserted_instance_is_stored_with_its_defaults_and_a_second_insert_is_refused,
+    test_no_row_is_none,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_databases_bind_on_the_server_and_prepare_repeated_statements():
+    for alias in settings.RELATIONAL_CONTEXTS:
+        options = settings.DATABASES[alias]["OPTIONS"]
+        assert connections[alias].vendor == "postgresql"
+        assert options["server_side_binding"] is True and options["prepare_threshold"] >= 1
+
+
+def test_a_read_repeated_past_the_prepare_threshold_still_reads_each_row():
+    sagas = [a_saga() for _ in range(3)]
+    threshold = settings.DATABASES["processor"]["OPTIONS"]["prepare_threshold"]
+    for round_ in range(threshold + 3):
+        saga = sagas[round_ % len(sagas)]
+        got = row_get(SagaInstance, "processor", saga_type=SagaType.ORDER, aggregate_id=saga.aggregate_id)
+        assert (got.saga_id, got.payload) == (saga.saga_id, saga.payload)
