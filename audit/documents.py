@@ -19,6 +19,7 @@ from brokage.documents import (
     as_utc,
     collection_ensure,
     context_database,
+    index_drop_if_present,
     register_collection_setup,
 )
 
@@ -33,7 +34,6 @@ AUDIT_LOG_INDEXES = [
     IndexSpec([("user_id", 1), ("timestamp", -1)], "idx_user_timestamp"),
     IndexSpec([("entity_type", 1), ("entity_id", 1)], "idx_entity"),
     IndexSpec([("action", 1), ("timestamp", -1)], "idx_action_timestamp"),
-    IndexSpec([("metadata.event_id", 1)], "idx_event_id"),
     IndexSpec([(EXPIRES_ON, 1)], "idx_expires_on"),  # the sweep where the server has no expiry
 ]
 TELEMETRY_INDEXES = [
@@ -45,15 +45,22 @@ TELEMETRY_INDEXES = [
 ]
 
 
+# Made by earlier versions and read by no query (a replay is found by `_id`, the event id): every
+# audit write paid for keeping it up to date, so setup drops it.
+OBSOLETE_AUDIT_LOG_INDEXES = ["idx_event_id"]
+
+
 def audit_collections_setup(database) -> list:
+    audit_logs = collection_ensure(
+        database,
+        AUDIT_LOGS,
+        indexes=AUDIT_LOG_INDEXES,
+        timeseries={"timeField": "timestamp", "metaField": "metadata", "granularity": "seconds"},
+        expire_after_seconds=AUDIT_RETENTION_SECONDS,
+    )
+    index_drop_if_present(database[AUDIT_LOGS], OBSOLETE_AUDIT_LOG_INDEXES)
     return [
-        collection_ensure(
-            database,
-            AUDIT_LOGS,
-            indexes=AUDIT_LOG_INDEXES,
-            timeseries={"timeField": "timestamp", "metaField": "metadata", "granularity": "seconds"},
-            expire_after_seconds=AUDIT_RETENTION_SECONDS,
-        ),
+        audit_logs,
         collection_ensure(
             database,
             TELEMETRY,

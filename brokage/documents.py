@@ -258,6 +258,19 @@ def _index_ensure(collection, spec: IndexSpec, report: CollectionReport) -> str:
     return spec.name
 
 
+def index_drop_if_present(collection, names: Sequence[str]) -> list[str]:
+    """Drop the indexes named `names` that exist on `collection`; returns those dropped."""
+    try:
+        present = {index.get("name") for index in collection.list_indexes()}
+    except Exception as exc:  # montydb cannot list indexes, nor has it any of these
+        logger.debug("list_indexes failed: %s", exc)
+        return []
+    dropped = [name for name in names if name in present]
+    for name in dropped:
+        collection.drop_index(name)
+    return dropped
+
+
 def _existing_index(collection, spec: IndexSpec, error: Exception) -> str:
     """An index on the same keys already exists (made earlier, perhaps under another name): keep it."""
     try:

@@ -4,6 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from audit.documents import audit_collections_setup
 from audit.services import audit_expired_delete
 from brokage.documents import context_database
 from tests.customers.factories import AdminFactory, CustomerFactory
@@ -96,6 +97,16 @@ def test_audit_indexes_exist():
     assert {"idx_timestamp", "idx_user_timestamp", "idx_entity"} <= set(indexes)
     # mongomock has no time-series collections: the 365-day expiry is a TTL index instead.
     assert indexes["idx_timestamp"]["expireAfterSeconds"] == 365 * 24 * 3600
+
+
+def test_setup_drops_the_event_id_index_earlier_versions_made():
+    feed(order_event("OrderMatched", 1, old_status="ORDER_CONFIRMED", new_status="MATCHED"), "audit")
+    audit_logs().create_index([("metadata.event_id", 1)], name="idx_event_id")
+
+    audit_collections_setup(context_database("audit"))
+
+    names = {index["name"] for index in audit_logs().list_indexes()}
+    assert "idx_event_id" not in names and {"idx_timestamp", "idx_user_timestamp", "idx_entity"} <= names
 
 
 # --- GET /api/audit-logs -------------------------------------------------------------------------------
