@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import sys
 import threading
 import time
 import zlib
@@ -237,8 +236,6 @@ class RelayThread:
             # First use in this process (or in a forked child, which inherits no threads).
             self.pid = os.getpid()
             self.unmarked = {}  # a forked child's copy: the parent marks its own rows
-            if settings.OUTBOX_RELAY_SWITCH_INTERVAL_SECONDS > 0:
-                sys.setswitchinterval(settings.OUTBOX_RELAY_SWITCH_INTERVAL_SECONDS)
             self.thread = threading.Thread(target=self.run, name="brokage-relay", daemon=True)
             self.thread.start()
 

@@ -215,11 +215,6 @@ OUTBOX_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_DELIVERY_
 OUTBOX_RELAY_MODE = os.environ.get("BROKAGE_OUTBOX_RELAY_MODE", "thread" if USES_REAL_SERVICES else "celery")
 # With relay threads, how long the beat leaves a fresh row to the thread of the process that wrote it.
 OUTBOX_RELAY_GRACE_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_RELAY_GRACE", "5"))
-# The GIL switch interval of a process once its relay thread starts (Python's default: 5 ms). A
-# committed event waits for the GIL while the process's other threads handle the next poll or
-# request, up to one interval per hand-over; at 50 orders/s on 2 cores the default added tens of
-# milliseconds per hop. 0 keeps the interpreter's default.
-OUTBOX_RELAY_SWITCH_INTERVAL_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_RELAY_SWITCH_INTERVAL", "0.0005"))
 # How often a consumer retries a failing handler before sending the message to `<topic>.dlq`.
 CONSUMER_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_CONSUMER_MAX_ATTEMPTS", "3"))
 # Consumers off the order path (the audit trail, notices) let the broker gather a batch for up to
