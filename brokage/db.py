@@ -39,23 +39,13 @@ def versioned_update(instance: models.Model, **changes) -> None:
     params = [model._meta.get_field(name).get_db_prep_save(value, connection) for name, value in changes.items()]
     params += [model._meta.pk.get_db_prep_value(instance.pk, connection), instance.version]
     with connection.cursor() as cursor:
-        cursor.execute(_versioned_update_sql(model, alias, tuple(changes)), params)
+        cursor.execute(_row_update_sql(model, alias, tuple(changes), versioned=True), params)
         updated = cursor.rowcount
     if updated != 1:
         raise VersionConflict()
     for name, value in changes.items():
         setattr(instance, name, value)
     instance.version += 1
-
-
-@functools.cache
-def _versioned_update_sql(model: type[models.Model], alias: str, names: tuple[str, ...]) -> str:
-    quote = connections[alias].ops.quote_name
-    assignments = ", ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
-    return (
-        f"UPDATE {quote(model._meta.db_table)} SET {assignments}, version = version + 1 "  # noqa: S608
-        f"WHERE {quote(model._meta.pk.column)} = %s AND version = %s"
-    )
 
 
 def retry_on_conflict(operation: Callable[[], T], *, attempts: int = 8) -> T:
@@ -158,10 +148,16 @@ def row_get(model: type[T], alias: str, *, for_update: bool = False, **where) ->
 
 
 @functools.cache
-def _row_update_sql(model: type[models.Model], alias: str, names: tuple[str, ...]) -> str:
+def _row_update_sql(model: type[models.Model], alias: str, names: tuple[str, ...], *, versioned: bool = False) -> str:
+    """UPDATE of the columns `names` by primary key; `versioned`: also bumps `version`, and only
+    where it still equals the last parameter (optimistic locking)."""
     quote = connections[alias].ops.quote_name
     assignments = ", ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
-    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"  # noqa: S608
+    where = f"{quote(model._meta.pk.column)} = %s"
+    if versioned:
+        assignments += ", version = version + 1"
+        where += " AND version = %s"
+    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
 
 
 def row_update(instance: models.Model, alias: str, names: list[str]) -> bool:
