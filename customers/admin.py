@@ -140,8 +140,12 @@ class BrokerAssignmentForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["broker"].queryset = Customer.objects.filter(role=Role.BROKER, active=True)
-        self.fields["customer"].queryset = Customer.objects.filter(role=Role.CUSTOMER)
+        # An existing assignment's page is read-only (never edited: unassign and assign again), and
+        # its form then has no fields to narrow.
+        if "broker" in self.fields:
+            self.fields["broker"].queryset = Customer.objects.filter(role=Role.BROKER, active=True)
+        if "customer" in self.fields:
+            self.fields["customer"].queryset = Customer.objects.filter(role=Role.CUSTOMER)
 
     def clean(self):
         cleaned = super().clean()

@@ -112,6 +112,10 @@ def test_assignments_through_the_admin(console, broker, customer):
     assignment = BrokerAssignment.objects.get()
     assert len(outbox("BrokerCustomerAssigned")) == 1
 
+    # An assignment is never edited (unassign and assign again): its page shows it read-only.
+    page = console.get(f"/admin/customers/brokerassignment/{assignment.pk}/change/")
+    assert page.status_code == 200 and broker.username in page.content.decode()
+
     response = console.post(f"/admin/customers/brokerassignment/{assignment.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not BrokerAssignment.objects.exists()
