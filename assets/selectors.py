@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
 from assets.models import Asset, AssetReservation, BrokerAssignmentReplica, CustomerReplica, ReservationStatus
+from brokage import replicas
 from brokage.auth import Principal, customer_scope
+from brokage.db import row_get
 
 ALIAS = "assets"
 
@@ -28,11 +29,11 @@ def asset_list(*, principal: Principal, customer_id: int | None = None, asset_na
 
 
 def asset_get(*, customer_id: int, asset_name: str) -> Asset | None:
-    return Asset.objects.using(ALIAS).filter(customer_id=customer_id, asset_name=asset_name).first()
+    return row_get(Asset, ALIAS, customer_id=customer_id, asset_name=asset_name)
 
 
 def reservation_get_for_order(*, order_id) -> AssetReservation | None:
-    return AssetReservation.objects.using(ALIAS).select_related("asset").filter(order_id=order_id).first()
+    return row_get(AssetReservation, ALIAS, order_id=order_id)
 
 
 def customer_wait_seconds() -> float:
@@ -44,12 +45,7 @@ def customer_wait_seconds() -> float:
 
 def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> CustomerReplica | None:
     """The customer as this context knows it, polling up to `wait_seconds` for it to arrive."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        customer = CustomerReplica.objects.using(ALIAS).filter(customer_id=customer_id).first()
-        if customer is not None or time.monotonic() >= deadline:
-            return customer
-        time.sleep(0.05)
+    return replicas.customer_replica_get(CustomerReplica, customer_id=customer_id, wait_seconds=wait_seconds)
 
 
 def asset_invariant_violations() -> list[dict]:

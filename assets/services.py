@@ -41,10 +41,10 @@ from assets.models import (
     CustomerReplica,
     ReservationStatus,
 )
-from assets.selectors import customer_replica_get, customer_wait_seconds
+from assets.selectors import asset_get, customer_replica_get, customer_wait_seconds, reservation_get_for_order
 from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
-from brokage.db import VersionConflict, instance_insert, retry_on_conflict, row_get, versioned_update
+from brokage.db import VersionConflict, instance_insert, retry_on_conflict, versioned_update
 from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
 from brokage.outbox import outbox_write
 from brokage.redis import redis_lock
@@ -111,7 +111,7 @@ def reservation_ttl() -> timedelta:
 
 def _asset_row(*, customer_id: int, asset_name: str, create: bool) -> Asset | None:
     """The current row (re-read on every attempt); an empty one is created when asked and missing."""
-    asset = row_get(Asset, ALIAS, customer_id=customer_id, asset_name=asset_name)
+    asset = asset_get(customer_id=customer_id, asset_name=asset_name)
     if asset is not None or not create:
         return asset
     try:
@@ -319,7 +319,7 @@ def reservation_create(
 
     def reserve() -> ReservationOutcome:
         with transaction.atomic(using=ALIAS):
-            existing = row_get(AssetReservation, ALIAS, order_id=order_id)
+            existing = reservation_get_for_order(order_id=order_id)
             if existing is not None:
                 return ReservationOutcome(reservation=existing)
             if amount is None:
@@ -360,7 +360,7 @@ def reservation_create(
         return retry_on_conflict(reserve, attempts=CONFLICT_ATTEMPTS)
     except IntegrityError:
         # The same order was reserved by a concurrent duplicate command; that one's result stands.
-        existing = AssetReservation.objects.using(ALIAS).filter(order_id=order_id).first()
+        existing = reservation_get_for_order(order_id=order_id)
         if existing is None:
             raise
         return ReservationOutcome(reservation=existing)
@@ -413,7 +413,7 @@ def reservation_release(
 
     def release() -> AssetReservation | None:
         with transaction.atomic(using=ALIAS):
-            reservation = AssetReservation.objects.using(ALIAS).filter(order_id=order_id).first()
+            reservation = reservation_get_for_order(order_id=order_id)
             if reservation is None or reservation.status != ReservationStatus.ACTIVE:
                 logger.info("nothing to release", extra={"order_id": str(order_id), "customer_id": customer_id})
                 return reservation
@@ -453,7 +453,7 @@ def reservation_settle(
 
     def settle() -> AssetReservation | None:
         with transaction.atomic(using=ALIAS):
-            reservation = AssetReservation.objects.using(ALIAS).filter(order_id=order_id).first()
+            reservation = reservation_get_for_order(order_id=order_id)
             if reservation is None or reservation.status != ReservationStatus.ACTIVE:
                 log = logger.info if reservation and reservation.status == ReservationStatus.SETTLED else logger.error
                 log(

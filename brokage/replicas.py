@@ -8,11 +8,27 @@ overwrites a newer one, and assignments are set semantics.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from django.db import router, transaction
 
+from brokage.db import row_get
 from brokage.models import BrokerAssignmentReplicaBase, CustomerReplicaBase
+
+
+def customer_replica_get(
+    model: type[CustomerReplicaBase], *, customer_id: int, wait_seconds: float = 0.0
+) -> CustomerReplicaBase | None:
+    """The customer as this context knows it, polling up to `wait_seconds` for its CustomerCreated
+    to land (a customer created a moment ago may still be on the bus)."""
+    alias = router.db_for_read(model)
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    while True:
+        replica = row_get(model, alias, customer_id=customer_id)
+        if replica is not None or time.monotonic() >= deadline:
+            return replica
+        time.sleep(0.05)
 
 
 def customer_replica_apply(

@@ -22,6 +22,7 @@ from typing import Protocol
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core import mail
 from django.core.mail import EmailMessage
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -54,12 +55,27 @@ def customer_group(customer_id: int) -> str:
     return f"notifications.customer.{customer_id}"
 
 
+class DeliveryBatch:
+    """What the channels share while one batch of notifications goes out (every channel gets it):
+    the mail connection, opened by the first email and closed when the batch ends."""
+
+    def __init__(self) -> None:
+        self.mail_connection = mail.get_connection()
+
+    def __enter__(self) -> DeliveryBatch:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.mail_connection.close()
+
+
 # --- email ---------------------------------------------------------------------------------------------
 
 
-def email_deliver(*, notification: dict, contact: dict, connection) -> dict:
-    """`connection`: the mail connection the caller shares among a batch's emails (and closes); it
-    is opened here, and closed after a failed attempt so the next attempt opens a fresh one."""
+def email_deliver(*, notification: dict, contact: dict, batch: DeliveryBatch) -> dict:
+    """Over the batch's mail connection: opened here, and closed after a failed attempt so the next
+    attempt opens a fresh one."""
+    connection = batch.mail_connection
     recipient = contact.get("email") or ""
     if not contact.get("email_enabled", True):
         return {"status": ChannelStatus.SKIPPED, "reason": PREFERENCE_OFF, "recipient": recipient, "retry_count": 0}
@@ -143,7 +159,7 @@ def _provider(path: str) -> MessageProvider:
     return import_string(path)()
 
 
-def sms_deliver(*, notification: dict, contact: dict) -> dict:
+def sms_deliver(*, notification: dict, contact: dict, batch: DeliveryBatch) -> dict:
     if not contact.get("sms_enabled", False):
         return {"status": ChannelStatus.SKIPPED, "reason": PREFERENCE_OFF}
     phone = contact.get("phone") or ""
@@ -153,7 +169,7 @@ def sms_deliver(*, notification: dict, contact: dict) -> dict:
     return {"status": result.status, "reason": result.reason, "sent_at": _sent_at(result)}
 
 
-def push_deliver(*, notification: dict, contact: dict) -> dict:
+def push_deliver(*, notification: dict, contact: dict, batch: DeliveryBatch) -> dict:
     if not contact.get("push_enabled", True):
         return {"status": ChannelStatus.SKIPPED, "reason": PREFERENCE_OFF, "sent_at": None, "device_tokens": []}
     # Device tokens come with the customer's preferences; without any, the push goes to the
@@ -197,7 +213,7 @@ def presence_count(*, customer_id: int) -> int:
     return int(get_redis().scard(PRESENCE_KEY.format(customer_id=customer_id)))
 
 
-def websocket_deliver(*, notification: dict, contact: dict) -> dict:
+def websocket_deliver(*, notification: dict, contact: dict, batch: DeliveryBatch) -> dict:
     customer_id = notification["customer_id"]
     try:
         if presence_count(customer_id=customer_id) == 0:
@@ -212,9 +228,10 @@ def websocket_deliver(*, notification: dict, contact: dict) -> dict:
     return {"status": ChannelStatus.DELIVERED, "delivered_at": timezone.now()}
 
 
-# In the order they are tried: the instant channels first, e-mail (the slowest) last. Email must stay
-# last: all outcomes are saved in one write after the last channel, so nothing may run between
-# sending an email and recording that it was sent.
+# In the order they are tried over a batch: the instant channels first, e-mail (the slowest) last,
+# so that only the rest of the batch's emails run between sending an email and recording it (each
+# notification's outcomes are saved after the batch's last channel). Each takes
+# (notification=, contact=, batch=) and returns the channel's status document.
 CHANNELS = {
     "websocket": websocket_deliver,
     "push": push_deliver,

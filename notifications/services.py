@@ -7,12 +7,10 @@ notification it already made and only finishes the channels still PENDING.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.core import mail
 from django.core.cache import caches
 from django.utils import timezone
 
@@ -26,7 +24,7 @@ from brokage.documents import (
     query_time,
 )
 from brokage.errors import NotFound
-from notifications.delivery import CHANNELS, ChannelStatus
+from notifications.delivery import CHANNELS, ChannelStatus, DeliveryBatch
 from notifications.documents import CONTACTS, NOTIFICATIONS, notifications_database
 from notifications.messages import NotificationContent, Priority, notification_content_for
 
@@ -211,7 +209,7 @@ def _new_document(*, notification_id: str, content: NotificationContent, source_
 
 def _deliver(collection, notifications: list[dict]) -> None:
     """Send every channel still PENDING, honouring each customer's preferences, then save each
-    notification's outcomes in one write.
+    notification's outcomes (one update per notification).
 
     Channel by channel over the whole batch: the in-app ones first (quick, and a replay that repeats
     them does little harm: a provider records one message per notification and channel, a live
@@ -227,16 +225,11 @@ def _deliver(collection, notifications: list[dict]) -> None:
             pending.append((notification, _contact(notification["customer_id"]), {}))
     if not pending:  # replays of finished notifications: nothing to send
         return
-    connection = mail.get_connection()
-    try:
+    with DeliveryBatch() as batch:
         for channel, send in CHANNELS.items():
-            if channel == "email":
-                send = functools.partial(send, connection=connection)
             for notification, contact, outcomes in pending:
                 if notification["channels"].get(channel, {}).get("status") == ChannelStatus.PENDING:
-                    outcomes[f"channels.{channel}"] = send(notification=notification, contact=contact)
-    finally:
-        connection.close()
+                    outcomes[f"channels.{channel}"] = send(notification=notification, contact=contact, batch=batch)
     # One update per notification: FerretDB (v1.24) runs an update command's statements at once, one
     # PostgreSQL connection each, so a bulk larger than its pool (50) deadlocks it, and saves nothing.
     now = timezone.now()

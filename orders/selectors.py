@@ -11,8 +11,8 @@ from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from brokage import replicas
 from brokage.auth import Principal, customer_scope
-from brokage.db import row_get
 from brokage.errors import NotFound
 from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order
 
@@ -105,9 +105,4 @@ def order_wait_settled(*, actor: Principal, order: Order, seconds: float) -> Ord
 
 def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> CustomerReplica | None:
     """What orders knows of a customer, waiting up to `wait_seconds` for its CustomerCreated to land."""
-    deadline = time.monotonic() + max(0.0, wait_seconds)
-    while True:
-        replica = row_get(CustomerReplica, ALIAS, customer_id=customer_id)
-        if replica is not None or time.monotonic() >= deadline:
-            return replica
-        time.sleep(0.05)
+    return replicas.customer_replica_get(CustomerReplica, customer_id=customer_id, wait_seconds=wait_seconds)
