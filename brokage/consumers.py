@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, router, transaction
 
 from brokage.bus import EVENT_TYPE_HEADER, decode, get_bus
-from brokage.db import row_insert
+from brokage.db import HeldRowConflict, inserts_held, row_insert
 from brokage.events import (
     EventValidationError,
     dlq_topic_for,
@@ -112,25 +112,33 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
     committed, or committed by a concurrent consumer while this one worked — inserts nothing, and
     the effect is rolled back. Returns whether the effect ran.
 
-    Inside a consumer's batch transaction there is no savepoint per event: a duplicate (rare: a
-    redelivery) aborts the whole batch, which is then redone one message at a time.
+    Inside a consumer's batch transaction there is no savepoint per event, and the marker is held to
+    the end of the poll (`brokage.db.inserts_held`): a duplicate (rare: a redelivery) is found when
+    the poll's markers are written, aborts the whole batch, which is then redone one message at a time.
     """
     alias = router.db_for_write(processed_model)
-    in_batch = _batch_alias() == alias
+    if _batch_alias() == alias:
+        # The marker is held to the end of the poll and written with the others; a duplicate is
+        # found then (HeldRowConflict) and the poll is redone one message at a time.
+        with transaction.atomic(using=alias, savepoint=False):
+            _marker_insert(processed_model, alias, event, effect(), hold=True)
+        return True
     try:
-        with transaction.atomic(using=alias, savepoint=not in_batch):
+        with transaction.atomic(using=alias):
             result = effect()
             if not _marker_insert(processed_model, alias, event, result):
-                raise _BatchAborted("already processed") if in_batch else _AlreadyProcessed
+                raise _AlreadyProcessed
     except _AlreadyProcessed:
         return False
     return True
 
 
-def _marker_insert(processed_model: type[ProcessedEventBase], alias: str, event: dict, result: object) -> bool:
+def _marker_insert(
+    processed_model: type[ProcessedEventBase], alias: str, event: dict, result: object, *, hold: bool = False
+) -> bool:
     """INSERT … ON CONFLICT (event_id) DO NOTHING; whether the row is new. No savepoint needed."""
     values = {"event_id": uuid.UUID(event["event_id"]), "event_type": event["event_type"], "result": result}
-    return row_insert(processed_model, alias, values, skip_conflict_on="event_id")
+    return row_insert(processed_model, alias, values, skip_conflict_on="event_id", hold=hold)
 
 
 # --- Delivery ------------------------------------------------------------------------------------------
@@ -240,9 +248,10 @@ def deliver_poll(context: str, messages: list) -> None:
     """One poll's messages (confluent-kafka `Message`s): every message's handlers, then each batch
     handler once over what it was given.
 
-    In a relational context the poll is one transaction with no savepoint per event: a failure or a
-    duplicate anywhere rolls it all back, and the messages are then handled one at a time, each in
-    its own transaction with its retries and the DLQ.
+    In a relational context the poll is one transaction with no savepoint per event, and the rows
+    every event writes (markers, outbox rows) are held and written together before it commits
+    (`brokage.db.inserts_held`): a failure or a duplicate anywhere rolls it all back, and the
+    messages are then handled one at a time, each in its own transaction with its retries and the DLQ.
     """
     bus = get_bus()
     alias = context_alias(context)
@@ -250,11 +259,11 @@ def deliver_poll(context: str, messages: list) -> None:
     if alias is not None and len(messages) > 1:
         _batch.alias = alias
         try:
-            with transaction.atomic(using=alias):
+            with transaction.atomic(using=alias), inserts_held(alias):
                 for message in messages:
                     deliver(context, message.topic(), message.value(), bus, deferred=deferred)
             committed = True
-        except (_BatchAborted, DatabaseError) as exc:
+        except (_BatchAborted, HeldRowConflict, DatabaseError) as exc:
             logger.info("batch rolled back (%s); handling its messages one at a time", exc)
             close_old_connections()
             committed, deferred = False, {}
@@ -293,8 +302,9 @@ class KafkaConsumerRunner:
     """Consumes one context's topics; offsets are committed only after the handlers' commits.
 
     A poll takes what is waiting (up to `batch_size`) as soon as one message is there, and a
-    relational context handles the whole batch in one transaction (each effect in its handle_once savepoint), so a
-    burst costs one commit instead of one per message. If that transaction fails as a whole, the
+    relational context handles the whole batch in one transaction, its markers and outbox rows
+    written together at the end, so a burst costs one commit and one INSERT per table instead of
+    one of each per message. If that transaction fails as a whole, the
     batch is handled again one message at a time; the processed-events markers rolled back with it,
     so nothing is applied twice.
     """

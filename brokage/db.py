@@ -8,13 +8,16 @@ past that the conflict surfaces as a 409, never as a silently lost update.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 from brokage.errors import ConflictError
@@ -68,17 +71,19 @@ def retry_on_conflict(operation: Callable[[], T], *, attempts: int = 8) -> T:
 
 
 @functools.cache
-def _row_insert_sql(model: type[models.Model], alias: str, conflict: str | None) -> str:
+def _row_insert_sql(model: type[models.Model], alias: str, conflict: str | None, rows: int = 1) -> str:
     quote = connections[alias].ops.quote_name
     columns = [quote(field.column) for field in model._meta.concrete_fields]
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+    placeholders = ", ".join([f"({', '.join(['%s'] * len(columns))})"] * rows)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) VALUES {placeholders}"  # noqa: S608
     if conflict is not None:
         sql += f" ON CONFLICT ({quote(model._meta.get_field(conflict).column)}) DO NOTHING"
     return sql
 
 
-def row_insert(model: type[models.Model], alias: str, values: dict, *, skip_conflict_on: str | None = None) -> bool:
+def row_insert(
+    model: type[models.Model], alias: str, values: dict, *, skip_conflict_on: str | None = None, hold: bool = False
+) -> bool:
     """INSERT one row of `model` (the fields in `values`, the model's defaults for the others, each
     converted by the field's `get_db_prep_save` as a save would) and return whether a row was written.
 
@@ -86,15 +91,90 @@ def row_insert(model: type[models.Model], alias: str, values: dict, *, skip_conf
     built once per table and database, where `Model.objects.create` builds it for every call, which
     costs ten times the INSERT's own client time. `skip_conflict_on`: a unique field; a row that
     collides on it is skipped (`ON CONFLICT … DO NOTHING`) and False is returned.
+
+    `hold`: inside `inserts_held(alias)` the row is queued instead, written with the others at the
+    end of the block (see there) and True is returned; a collision then raises `HeldRowConflict`.
+    Outside such a block it is written at once.
     """
     connection = connections[alias]
     params = [
         field.get_db_prep_save(values[field.name] if field.name in values else field.get_default(), connection)
         for field in model._meta.concrete_fields
     ]
+    if hold and getattr(_held, "alias", None) == alias:
+        transaction.on_commit(_HeldRow((model, skip_conflict_on), params), using=alias)
+        return True
     with connection.cursor() as cursor:
         cursor.execute(_row_insert_sql(model, alias, skip_conflict_on), params)
         return cursor.rowcount == 1
+
+
+# --- Rows held to the end of a batch ------------------------------------------------------------------
+#
+# A consumer handles a whole poll in one transaction, and every event in it writes the same two rows:
+# its processed-event marker and the outbox row of the event it emits. Inside `inserts_held` those
+# are queued and written at the end, one multi-row INSERT per table, instead of one statement each.
+#
+# A held row rides on Django's on-commit list (`_HeldRow` is a callback that does nothing), so a
+# savepoint rolled back inside the block drops its rows exactly as it drops its on-commit callbacks:
+# only the rows of what survives are written.
+
+
+HELD_CHUNK_ROWS = 500  # rows per INSERT: well inside PostgreSQL's 65,535 parameters
+
+
+class HeldRowConflict(Exception):
+    """A held row collided on its `skip_conflict_on` key when the held rows were written (the
+    transaction must be rolled back: the effects that came with that row were applied twice)."""
+
+
+_held = threading.local()
+
+
+class _HeldRow:
+    __slots__ = ("key", "params", "written")
+
+    def __init__(self, key: tuple, params: list) -> None:
+        self.key = key  # (model, skip_conflict_on)
+        self.params = params
+        self.written = False
+
+    def __call__(self) -> None:
+        """At commit: nothing left to do, the row was written before it."""
+
+
+@contextlib.contextmanager
+def inserts_held(alias: str) -> Iterator[None]:
+    """Queue `row_insert(..., hold=True)` rows on `alias` and write them when the block ends without
+    an exception (it must run inside a transaction on `alias`, which then commits them)."""
+    if not transaction.get_connection(alias).in_atomic_block:
+        raise RuntimeError(f"inserts_held({alias!r}) must run inside transaction.atomic(using={alias!r})")
+    outer, _held.alias = getattr(_held, "alias", None), alias
+    try:
+        yield
+    finally:
+        _held.alias = outer
+    held_rows_write(alias)
+
+
+def held_rows_write(alias: str) -> None:
+    """Write the held rows of `alias` still on its on-commit list, one INSERT per table and chunk."""
+    connection = connections[alias]
+    by_table: dict[tuple, list[list]] = defaultdict(list)
+    for _savepoints, callback, _robust in connection.run_on_commit:
+        if isinstance(callback, _HeldRow) and not callback.written:
+            by_table[callback.key].append(callback.params)
+            callback.written = True
+    with connection.cursor() as cursor:
+        for (model, conflict), rows in by_table.items():
+            size = max(1, min(HELD_CHUNK_ROWS, connection.ops.bulk_batch_size(model._meta.concrete_fields, rows)))
+            for start in range(0, len(rows), size):
+                chunk = rows[start : start + size]
+                cursor.execute(
+                    _row_insert_sql(model, alias, conflict, len(chunk)), [value for row in chunk for value in row]
+                )
+                if conflict is not None and cursor.rowcount != len(chunk):
+                    raise HeldRowConflict(f"{len(chunk) - cursor.rowcount} {model._meta.db_table} row(s) existed")
 
 
 def instance_insert(instance: models.Model, alias: str) -> None:

@@ -71,6 +71,7 @@ def outbox_write(
             "event_type": event_type,
             "payload": envelope,
         },
+        hold=True,  # inside a consumer's batch: written with the poll's other outbox rows at its end
     )
     from brokage.relay import relay_committed  # the relay imports this module; import late to avoid a cycle
 

@@ -11,12 +11,16 @@ from processor.models import SagaInstance, SagaType
 from tests.kernel.test_rows import (  # noqa: F401 (collected here too, against PostgreSQL)
     a_saga,
     test_a_decimal_comes_back_exact,
+    test_a_held_row_of_a_rolled_back_savepoint_is_not_written,
+    test_a_held_row_outside_a_held_block_is_written_at_once,
+    test_a_held_row_that_collides_fails_the_block_and_nothing_of_it_is_written,
     test_a_row_locked_for_update_is_read_inside_the_transaction,
     test_a_row_read_by_its_unique_key_equals_what_the_orm_reads,
     test_a_row_update_of_a_row_that_is_gone_says_so,
     test_a_row_update_writes_only_the_named_columns,
     test_a_versioned_update_moves_the_version_and_refuses_a_stale_copy,
     test_an_inserted_instance_is_stored_with_its_defaults_and_a_second_insert_is_refused,
+    test_held_rows_are_written_together_when_the_block_ends,
     test_no_row_is_none,
 )
 

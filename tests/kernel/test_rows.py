@@ -10,8 +10,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assets.models import Asset, AssetReservation
-from brokage.db import VersionConflict, instance_insert, row_get, row_update, versioned_update
-from processor.models import SagaInstance, SagaState, SagaType
+from brokage.db import (
+    HeldRowConflict,
+    VersionConflict,
+    inserts_held,
+    instance_insert,
+    row_get,
+    row_insert,
+    row_update,
+    versioned_update,
+)
+from processor.models import ProcessedEvent, SagaInstance, SagaState, SagaType
 
 
 def a_saga(**changes) -> SagaInstance:
@@ -112,3 +121,49 @@ def test_a_versioned_update_moves_the_version_and_refuses_a_stale_copy():
     with pytest.raises(VersionConflict):
         versioned_update(stale, usable_size=Decimal("9"))
     assert Asset.objects.using("assets").get(pk=asset.pk).usable_size == Decimal("4")
+
+
+def a_marker(event_id: uuid.UUID, *, hold: bool = False) -> bool:
+    values = {"event_id": event_id, "event_type": "OrderCreated", "result": {"saga_state": "RESERVING"}}
+    return row_insert(ProcessedEvent, "processor", values, skip_conflict_on="event_id", hold=hold)
+
+
+def markers(*event_ids: uuid.UUID) -> dict[uuid.UUID, dict]:
+    rows = ProcessedEvent.objects.using("processor").filter(event_id__in=event_ids)
+    return {row.event_id: row.result for row in rows}
+
+
+def test_held_rows_are_written_together_when_the_block_ends():
+    ids = [uuid.uuid4() for _ in range(3)]
+    with transaction.atomic(using="processor"), inserts_held("processor"):
+        assert all(a_marker(event_id, hold=True) for event_id in ids)
+        assert markers(*ids) == {}  # held: not written yet
+    assert markers(*ids) == {event_id: {"saga_state": "RESERVING"} for event_id in ids}
+
+
+def test_a_held_row_of_a_rolled_back_savepoint_is_not_written():
+    kept, dropped, later = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with transaction.atomic(using="processor"), inserts_held("processor"):
+        a_marker(kept, hold=True)
+        with pytest.raises(RuntimeError), transaction.atomic(using="processor"):
+            a_marker(dropped, hold=True)
+            raise RuntimeError("this step is undone")
+        a_marker(later, hold=True)
+    assert set(markers(kept, dropped, later)) == {kept, later}
+
+
+def test_a_held_row_that_collides_fails_the_block_and_nothing_of_it_is_written():
+    existing, new = uuid.uuid4(), uuid.uuid4()
+    assert a_marker(existing)
+    with pytest.raises(HeldRowConflict), transaction.atomic(using="processor"), inserts_held("processor"):
+        a_marker(new, hold=True)
+        a_marker(existing, hold=True)  # a redelivered event: found when the held rows are written
+    assert set(markers(existing, new)) == {existing}
+
+
+def test_a_held_row_outside_a_held_block_is_written_at_once():
+    event_id = uuid.uuid4()
+    with transaction.atomic(using="processor"):
+        assert a_marker(event_id, hold=True)
+        assert set(markers(event_id)) == {event_id}
+        assert a_marker(event_id, hold=True) is False  # and a collision is told as before
