@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, Inexact, localcontext
 
 from django.conf import settings
-from django.db import IntegrityError, router, transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from brokage import replicas
@@ -83,10 +83,9 @@ def _locked_saga(order_id) -> SagaInstance | None:
 
 
 def _saga_step():
-    """The transaction of a saga step other than saga_start (which recovers from a duplicate insert
-    and keeps its savepoint). Such a step runs only inside its event's handle_once (with the event's
-    processed marker) and raises instead of recovering, so a savepoint of its own would cost two
-    round trips and undo nothing the enclosing rollback does not."""
+    """The transaction of a saga step. A step runs only inside its event's handle_once (with the
+    event's processed marker) and raises instead of recovering, so a savepoint of its own would cost
+    two round trips and undo nothing the enclosing rollback does not."""
     return transaction.atomic(using=_alias(), savepoint=False)
 
 
@@ -163,28 +162,29 @@ def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None
         order_side=order["order_side"], asset_name=order["asset_name"], size=size, price=price
     )
     alias = _alias()
-    try:
-        with transaction.atomic(using=alias):
-            # Built first and inserted once, with the command it sends already in its payload.
-            saga = SagaInstance(
-                saga_type=SagaType.ORDER,
-                aggregate_id=order_id,
-                current_state=SagaState.RESERVING,
-                payload={
-                    "order_id": str(order_id),
-                    "customer_id": order["customer_id"],
-                    "asset_name": order["asset_name"],
-                    "order_side": order["order_side"],
-                    "size": decimal_string(size),
-                    "price": decimal_string(price),
-                    "reserve_asset_name": reserve_asset_name,
-                    "reserve_amount": decimal_string(reserve_amount),
-                },
-            )
-            _command("ReserveAssets", saga=saga, payload={"saga_id": str(saga.saga_id), **saga.payload}, cause=cause)
-            instance_insert(saga, alias)
-    except IntegrityError:
+    if row_get(SagaInstance, alias, saga_type=SagaType.ORDER, aggregate_id=order_id) is not None:
         return None  # the saga exists: this OrderCreated was already handled (or the cancel came first)
+    # No savepoint: a concurrent consumer that inserted the same saga in between makes the insert
+    # below fail, the event's transaction rolls back and its retry finds the saga above.
+    with _saga_step():
+        # Built first and inserted once, with the command it sends already in its payload.
+        saga = SagaInstance(
+            saga_type=SagaType.ORDER,
+            aggregate_id=order_id,
+            current_state=SagaState.RESERVING,
+            payload={
+                "order_id": str(order_id),
+                "customer_id": order["customer_id"],
+                "asset_name": order["asset_name"],
+                "order_side": order["order_side"],
+                "size": decimal_string(size),
+                "price": decimal_string(price),
+                "reserve_asset_name": reserve_asset_name,
+                "reserve_amount": decimal_string(reserve_amount),
+            },
+        )
+        _command("ReserveAssets", saga=saga, payload={"saga_id": str(saga.saga_id), **saga.payload}, cause=cause)
+        instance_insert(saga, alias)
     return saga
 
 
