@@ -10,9 +10,11 @@ FerretDB, found by their listening ports).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shlex
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -222,9 +224,9 @@ class MemorySampler(threading.Thread):
         """Least-squares slope of the tree's PSS between two instants, in MB per minute."""
         return _slope_per_minute([(t, v) for t, v in self.series.get(name, []) if start <= t <= end])
 
-    def process_growth_mb_per_minute(self, name: str, start: float, end: float) -> tuple[float, int] | None:
+    def process_growth_mb_per_minute(self, name: str, start: float, end: float) -> tuple[float, int, bool] | None:
         """The steepest PSS slope (MB per minute) of the tree's processes that lived through the whole
-        window, and that process's pid."""
+        window, that process's pid, and whether its growth is steady (`_steady_growth`)."""
         worst = None
         slack = max(2 * self.interval, 0.02 * (end - start))  # a sample's own lateness
         for (series_name, pid), series in self.process_series.items():
@@ -233,8 +235,26 @@ class MemorySampler(threading.Thread):
                 continue
             slope = _slope_per_minute(points)
             if slope is not None and (worst is None or slope > worst[0]):
-                worst = (slope, pid)
+                worst = (slope, pid, _steady_growth(points))
         return worst
+
+
+STEADY_STEP_MB = 0.1  # PSS moves by page-sized amounts with no growth behind it
+
+
+def _steady_growth(points: list[tuple[float, float]]) -> bool:
+    """Whether the memory rose through the whole window: the median of each of its four quarters
+    above the one before. A process that grows without bound does; one that allocated once (a
+    connection pool or a client made by the first task of its kind) rose in one quarter only, which
+    a least-squares slope alone cannot tell from a leak."""
+    start, end = points[0][0], points[-1][0]
+    quarters: list[list[float]] = [[], [], [], []]
+    for t, v in points:
+        quarters[min(3, int(4 * (t - start) / max(end - start, 1e-9)))].append(v)
+    if any(not quarter for quarter in quarters):
+        return False
+    medians = [statistics.median(quarter) for quarter in quarters]
+    return all(later - earlier > STEADY_STEP_MB for earlier, later in itertools.pairwise(medians))
 
 
 def _slope_per_minute(points: list[tuple[float, float]]) -> float | None:

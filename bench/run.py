@@ -626,24 +626,32 @@ def memory_results(sampler: MemorySampler, results: dict) -> dict:
         start += 0.2 * (end - start)  # the first fifth warms caches and connection pools
         tree_growth = {name: sampler.growth_mb_per_minute(name, start, end) for name in sampler.series}
         tree_growth = {k: round(v, 2) for k, v in tree_growth.items() if v is not None}
-        growth, growing_pid = {}, {}
+        growth, growing_pid, steady = {}, {}, {}
         for name in sampler.series:
             found = sampler.process_growth_mb_per_minute(name, start, end)
             if found is not None:
-                growth[name], growing_pid[name] = round(found[0], 2), found[1]
+                growth[name], growing_pid[name], steady[name] = round(found[0], 2), found[1], found[2]
         seconds = int(window[1] - window[0])
         # The load generator keeps every latency sample by design; it is the instrument, not the system.
         judged = {k: v for k, v in growth.items() if k != LOAD_GENERATOR}
         worst = max(judged.items(), key=lambda item: item[1], default=(None, 0.0))
         limit = TARGETS["soak_growth_mb_per_minute"]
-        bounded = None if seconds < 120 else all(v <= limit for v in judged.values())
+        # Growing without bound: a slope past the limit, and rising through every quarter of the window
+        # (one allocation, however large, rises in one quarter and then stays).
+        growing = sorted(k for k, v in judged.items() if v > limit and steady[k])
+        bounded = None if seconds < 120 else not growing
         summary = f"worst process: {worst[0]} (pid {growing_pid.get(worst[0])}) {worst[1]:+.2f} MB/min"
+        if worst[0] is not None and worst[1] > limit and not steady[worst[0]]:
+            summary += ", in one step (not rising through the soak)"
         if bounded is None:
             summary += " (soak < 120 s: not conclusive; run --soak 300)"
         memory["soak"] = {
             "seconds": seconds,
-            "judged_on": "each process that lived through the soak (PSS slope after the first fifth)",
+            "judged_on": "each process that lived through the soak, after its first fifth: PSS slope over "
+            f"{limit} MB/min and rising through each of the window's four quarters (median above the one before)",
             "growth_mb_per_minute": growth,
+            "rising_through_the_soak": {k: v for k, v in steady.items() if k != LOAD_GENERATOR},
+            "growing_without_bound": growing,
             "tree_growth_mb_per_minute": tree_growth,
             "bounded": bounded,
             "summary": summary,

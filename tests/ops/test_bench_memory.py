@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench.processes import MemorySampler
+from bench.processes import MemorySampler, _steady_growth
 
 pytest.importorskip("psutil")
 
@@ -35,18 +35,29 @@ def test_the_soak_names_the_process_that_grows_and_ignores_one_that_came_and_wen
             time.sleep(0.1)
         end = time.time()
 
-        slope, pid = sampler.process_growth_mb_per_minute("tree", start, end)
+        slope, pid, steady = sampler.process_growth_mb_per_minute("tree", start, end)
         assert pid == grows
         assert slope > 1000  # about 40 MB a second
+        assert steady
         transient = {pid for _name, pid in sampler.process_series} - {parent.pid, grows, idle}
         assert transient, "the short-lived process was sampled while it lived"
 
         # Without the grower, the tree's sum still jumped by 64 MB and back; no process grew.
         del sampler.process_series[("tree", grows)]
-        slope, pid = sampler.process_growth_mb_per_minute("tree", start, end)
+        slope, pid, _steady = sampler.process_growth_mb_per_minute("tree", start, end)
         assert pid in (parent.pid, idle)
         assert abs(slope) < 60
     finally:
         parent.kill()
         for pid in (grows, idle):
             subprocess.run(["kill", str(pid)], check=False)
+
+
+def test_one_allocation_is_told_from_growth_that_goes_on():
+    seconds = range(0, 240)
+    leak = [(t, 100 + 0.05 * t) for t in seconds]  # 3 MB a minute, all along
+    step = [(t, 178 if t < 110 else 198) for t in seconds]  # 20 MB once (a client made by a first task)
+    flat = [(t, 120 + (t % 3) * 0.01) for t in seconds]
+    assert _steady_growth(leak)
+    assert not _steady_growth(step)
+    assert not _steady_growth(flat)
