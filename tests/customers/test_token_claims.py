@@ -140,7 +140,9 @@ def test_a_verified_token_is_still_refused_once_it_expires(customer):
     from rest_framework_simplejwt.tokens import AccessToken
 
     token = AccessToken.for_user(customer)
-    token.set_exp(lifetime=timedelta(seconds=1))
+    # `exp` is whole seconds (rounded down), so a 1 s lifetime could end at once: give it 3 s and
+    # wait for the claim itself, not for the lifetime.
+    token.set_exp(lifetime=timedelta(seconds=3))
     for name, value in authentication.principal_claims(customer, read_at=time.time()).items():
         token[name] = value
     client = client_for()
@@ -148,7 +150,7 @@ def test_a_verified_token_is_still_refused_once_it_expires(customer):
 
     assert client.get("/api/orders").status_code == 200
     assert client.get("/api/orders").status_code == 200  # verified once, then known
-    time.sleep(1.1)
+    time.sleep(max(0.0, token["exp"] - time.time()) + 1.1)
     assert client.get("/api/orders").status_code == 401
 
 
