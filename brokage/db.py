@@ -38,13 +38,7 @@ def versioned_update(instance: models.Model, **changes) -> None:
     alias = router.db_for_write(model)
     if any(f.name == "updated_at" for f in model._meta.concrete_fields):
         changes.setdefault("updated_at", timezone.now())
-    connection = connections[alias]
-    params = [model._meta.get_field(name).get_db_prep_save(value, connection) for name, value in changes.items()]
-    params += [model._meta.pk.get_db_prep_value(instance.pk, connection), instance.version]
-    with connection.cursor() as cursor:
-        cursor.execute(_row_update_sql(model, alias, tuple(changes), versioned=True), params)
-        updated = cursor.rowcount
-    if updated != 1:
+    if _update_by_pk(model, alias, instance.pk, changes, version=instance.version) != 1:
         raise VersionConflict()
     for name, value in changes.items():
         setattr(instance, name, value)
@@ -154,10 +148,10 @@ def inserts_held(alias: str) -> Iterator[None]:
         yield
     finally:
         _held.alias = outer
-    held_rows_write(alias)
+    _held_rows_write(alias)
 
 
-def held_rows_write(alias: str) -> None:
+def _held_rows_write(alias: str) -> None:
     """Write the held rows of `alias` still on its on-commit list, one INSERT per table and chunk."""
     connection = connections[alias]
     by_table: dict[tuple, list[list]] = defaultdict(list)
@@ -244,10 +238,18 @@ def row_update(instance: models.Model, alias: str, names: list[str]) -> bool:
     """Write the fields `names` of `instance` to its row (what `save(update_fields=names)` does, without
     building the statement each time); whether the row was there."""
     model = type(instance)
+    changes = {name: getattr(instance, model._meta.get_field(name).attname) for name in names}
+    return _update_by_pk(model, alias, instance.pk, changes) == 1
+
+
+def _update_by_pk(model: type[models.Model], alias: str, pk, changes: dict, *, version: int | None = None) -> int:
+    """UPDATE the columns of `changes` (field name: value) of the row `pk`, converted as a save
+    converts them; with `version`, only if the row still has it, and bump it. Returns the rows updated."""
     connection = connections[alias]
-    fields = [model._meta.get_field(name) for name in names]
-    params = [field.get_db_prep_save(getattr(instance, field.attname), connection) for field in fields]
-    params.append(model._meta.pk.get_db_prep_value(instance.pk, connection))
+    params = [model._meta.get_field(name).get_db_prep_save(value, connection) for name, value in changes.items()]
+    params.append(model._meta.pk.get_db_prep_value(pk, connection))
+    if version is not None:
+        params.append(version)
     with connection.cursor() as cursor:
-        cursor.execute(_row_update_sql(model, alias, tuple(names)), params)
-        return cursor.rowcount == 1
+        cursor.execute(_row_update_sql(model, alias, tuple(changes), versioned=version is not None), params)
+        return cursor.rowcount

@@ -78,8 +78,13 @@ def _order_id(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+def _saga(order_id, *, lock: bool = False) -> SagaInstance | None:
+    """The order's saga, if it has one; `lock`: `SELECT … FOR UPDATE`, for a step that moves it."""
+    return row_get(SagaInstance, _alias(), for_update=lock, saga_type=SagaType.ORDER, aggregate_id=_order_id(order_id))
+
+
 def _locked_saga(order_id) -> SagaInstance | None:
-    return row_get(SagaInstance, _alias(), for_update=True, saga_type=SagaType.ORDER, aggregate_id=_order_id(order_id))
+    return _saga(order_id, lock=True)
 
 
 def _saga_step():
@@ -162,7 +167,7 @@ def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None
         order_side=order["order_side"], asset_name=order["asset_name"], size=size, price=price
     )
     alias = _alias()
-    if row_get(SagaInstance, alias, saga_type=SagaType.ORDER, aggregate_id=order_id) is not None:
+    if _saga(order_id) is not None:
         return None  # the saga exists: this OrderCreated was already handled (or the cancel came first)
     # No savepoint: a concurrent consumer that inserted the same saga in between makes the insert
     # below fail, the event's transaction rolls back and its retry finds the saga above.
