@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from brokage.fields import ExactDecimalField
 from brokage.models import BrokerAssignmentReplicaBase, CustomerReplicaBase, OutboxEventBase, ProcessedEventBase
 
 # Sixteen whole digits and eight fractional ones: enough for any TRY balance and fractional shares.
@@ -21,8 +22,9 @@ MONEY_DECIMAL_PLACES = 8
 QUOTE_ASSET = "TRY"
 
 
-def money_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs)
+def money_field(**kwargs) -> ExactDecimalField:
+    """numeric(24, 8) on PostgreSQL; exact fixed-width text on SQLite (brokage/fields.py)."""
+    return ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs)
 
 
 class Asset(models.Model):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import QuerySet
 
 from assets.models import Asset, AssetReservation, BrokerAssignmentReplica, CustomerReplica, ReservationStatus
 from brokage import replicas
@@ -49,13 +50,16 @@ def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> Cust
 
 
 def asset_invariant_violations() -> list[dict]:
-    """Rows breaking `size - usable_size == sum(ACTIVE reservations)` or `usable_size >= 0`; empty when sound."""
-    rows = Asset.objects.using(ALIAS).annotate(
-        reserved=Sum("reservations__amount", filter=Q(reservations__status=ReservationStatus.ACTIVE))
-    )
+    """Rows breaking `size - usable_size == sum(ACTIVE reservations)` or `usable_size >= 0`; empty when sound.
+
+    The sums are taken in Python: SQLite's SUM would add the exact decimals as floats."""
+    reserved_by_asset: dict[int, Decimal] = defaultdict(Decimal)
+    active = AssetReservation.objects.using(ALIAS).filter(status=ReservationStatus.ACTIVE)
+    for asset_id, amount in active.values_list("asset_id", "amount").iterator():
+        reserved_by_asset[asset_id] += amount
     violations = []
-    for asset in rows:
-        reserved = asset.reserved if asset.reserved is not None else Decimal("0")
+    for asset in Asset.objects.using(ALIAS).iterator():
+        reserved = reserved_by_asset.get(asset.id, Decimal("0"))
         if asset.size - asset.usable_size != reserved or asset.usable_size < 0:
             violations.append(
                 {

@@ -10,6 +10,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from brokage.fields import ExactDecimalField
 from brokage.models import CustomerReplicaBase, OutboxEventBase, ProcessedEventBase
 
 # Matching queue priority per tier (1 is served first). Events carry only the tier code, so the
@@ -104,8 +105,8 @@ class MatchingQueueEntry(models.Model):
     customer_tier = models.CharField(max_length=16)
     asset_name = models.CharField(max_length=32)
     order_side = models.CharField(max_length=4)
-    size = models.DecimalField(max_digits=38, decimal_places=10)
-    price = models.DecimalField(max_digits=38, decimal_places=10)
+    size = ExactDecimalField(max_digits=38, decimal_places=10)
+    price = ExactDecimalField(max_digits=38, decimal_places=10)
     priority = models.IntegerField()
     created_at = models.DateTimeField(default=timezone.now)
     # Set when "match next N" asked orders to match this entry, so the next request moves on.
