@@ -228,13 +228,13 @@ def websocket_deliver(*, notification: dict, contact: dict, batch: DeliveryBatch
     return {"status": ChannelStatus.DELIVERED, "delivered_at": timezone.now()}
 
 
-# In the order they are tried over a batch: the instant channels first, e-mail (the slowest) last,
-# so that only the rest of the batch's emails run between sending an email and recording it (each
-# notification's outcomes are saved after the batch's last channel). Each takes
-# (notification=, contact=, batch=) and returns the channel's status document.
+# In the order they are tried over a batch: e-mail (the slowest) first, the WebSocket push last, so
+# that a client woken by the push finds the notification stored a moment later (each notification is
+# written once its batch's channels are done). Each takes (notification=, contact=, batch=) and
+# returns the channel's status document.
 CHANNELS = {
-    "websocket": websocket_deliver,
-    "push": push_deliver,
-    "sms": sms_deliver,
     "email": email_deliver,
+    "sms": sms_deliver,
+    "push": push_deliver,
+    "websocket": websocket_deliver,
 }

@@ -4,6 +4,9 @@
   source event, so a redelivered event finds its notification instead of making a second one.
 - `customer_contacts`: the read model of contact details and channel preferences, `_id` = customer id.
 - `outbound_messages`: what the default SMS and push providers would have sent.
+- `notification_claims`: one small document per notification id, inserted before its channels are
+  sent, so that a redelivered event knows its notification was handled (or is being handled) and
+  sends nothing twice. The notification itself is then written once, with its channels' outcomes.
 
 `manage.py migrate_all` runs `notifications_collections_setup`; the services also run it once per
 process and database, so a fresh store (the test profile's) gets its indexes before the first write.
@@ -27,6 +30,7 @@ CONTEXT = "notifications"
 NOTIFICATIONS = "notifications"
 CONTACTS = "customer_contacts"
 OUTBOUND_MESSAGES = "outbound_messages"
+CLAIMS = "notification_claims"
 
 NOTIFICATION_INDEXES = [
     IndexSpec([("notification_id", 1)], "uniq_notification_id", unique=True),
@@ -37,6 +41,8 @@ NOTIFICATION_INDEXES = [
     IndexSpec([("expires_at", 1)], "ttl_expires_at", expire_after_seconds=0),
     IndexSpec([(EXPIRES_ON, 1)], "idx_expires_on"),  # the sweep where the server has no TTL
 ]
+# A claim lives as long as its notification; the expiry sweep removes both by `expires_on`.
+CLAIM_INDEXES = [IndexSpec([(EXPIRES_ON, 1)], "idx_expires_on")]
 OUTBOUND_INDEXES = [
     IndexSpec([("customer_id", 1), ("created_at", -1)], "idx_outbound_customer_created"),
     IndexSpec([("notification_id", 1), ("channel", 1)], "idx_outbound_notification_channel"),
@@ -48,6 +54,7 @@ def notifications_collections_setup(database) -> list:
         collection_ensure(database, NOTIFICATIONS, indexes=NOTIFICATION_INDEXES),
         collection_ensure(database, CONTACTS),
         collection_ensure(database, OUTBOUND_MESSAGES, indexes=OUTBOUND_INDEXES),
+        collection_ensure(database, CLAIMS, indexes=CLAIM_INDEXES),
     ]
 
 

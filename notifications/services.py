@@ -25,7 +25,7 @@ from brokage.documents import (
 )
 from brokage.errors import NotFound
 from notifications.delivery import CHANNELS, ChannelStatus, DeliveryBatch
-from notifications.documents import CONTACTS, NOTIFICATIONS, notifications_database
+from notifications.documents import CLAIMS, CONTACTS, NOTIFICATIONS, notifications_database
 from notifications.messages import NotificationContent, Priority, notification_content_for
 
 # uuid5 namespace for notification ids: the same event and type always give the same id.
@@ -147,9 +147,21 @@ def notification_create_for_event(*, event: dict) -> str | None:
 
 
 def notifications_create_for_events(*, events: list[dict]) -> list[str]:
-    """Make the notifications `events` call for and deliver them together: one insert for all of
-    them, one mail connection. A redelivered event finds its notification stored already and only
-    finishes the channels still PENDING. Returns the notifications' ids."""
+    """Make the notifications `events` call for, deliver them together and store each one once,
+    with its channels' outcomes. Returns the notifications' ids.
+
+    First each notification id is claimed (one insert for the batch into `notification_claims`).
+    A fresh claim means the notification is new: its channels are sent and the notification is
+    inserted afterwards, already in its final state (one insert for the batch). A claim that is
+    there already means a redelivered event: the stored notification says which channels are left,
+    and only those are sent and then updated. A process killed between the claim and the insert
+    leaves a claim without its notification; the redelivered event sends every channel again (a
+    provider records one message per notification and channel) and inserts the notification.
+
+    Writing each notification once instead of inserting it with every channel PENDING and then
+    updating it halved what a notice cost FerretDB (an update there reads and rewrites the whole
+    document and its dozen index entries).
+    """
     made: dict[str, dict] = {}
     for event in events:
         content = notification_content_for(event)
@@ -163,17 +175,39 @@ def notifications_create_for_events(*, events: list[dict]) -> list[str]:
         return []
     database = notifications_database()
     collection = database[NOTIFICATIONS]
-    # Recorded first: the days are weeks ahead, so no sweep can remove their entry before the insert.
-    expiry_days_note(database, NOTIFICATIONS, [document[EXPIRES_ON] for document in made.values()])
-    inserted = insert_new(collection, list(made.values()))
-    notifications = []
+    # Recorded first: the days are weeks ahead, so no sweep can remove their entry before the inserts.
+    days = [document[EXPIRES_ON] for document in made.values()]
+    expiry_days_note(database, NOTIFICATIONS, days)
+    expiry_days_note(database, CLAIMS, days)
+    claims = [
+        {"_id": notification_id, "expires_at": document["expires_at"], EXPIRES_ON: document[EXPIRES_ON]}
+        for notification_id, document in made.items()
+    ]
+    claimed = insert_new(database[CLAIMS], claims)
+    fresh, stored = [], []
     for notification_id, document in made.items():
-        if notification_id not in inserted:  # a replay: what is stored says which channels are left
-            document = collection.find_one({"_id": notification_id})
-            if document is None:
-                raise NotFound("No such notification.")
-        notifications.append(document)
-    _deliver(collection, notifications)
+        if notification_id in claimed:
+            fresh.append(document)
+            continue
+        # Claimed before: the stored notification says which channels are left. A claim without a
+        # notification was left by a process stopped before it stored one: everything is sent again.
+        found = collection.find_one({"_id": notification_id})
+        if found is None:
+            fresh.append(document)
+        else:
+            stored.append(found)
+    outcomes = _deliver(fresh + stored)
+    now = timezone.now()
+    for document in fresh:
+        for channel, outcome in outcomes.get(document["_id"], {}).items():
+            document["channels"][channel] = outcome
+        document["updated_at"] = now
+    insert_new(collection, fresh)  # a notification stored meanwhile by another consumer stays as it is
+    for document in stored:
+        changes = outcomes.get(document["_id"])
+        if changes:
+            update = {f"channels.{channel}": outcome for channel, outcome in changes.items()}
+            collection.update_one({"_id": document["_id"]}, {"$set": {**update, "updated_at": now}})
     return list(made)
 
 
@@ -207,34 +241,29 @@ def _new_document(*, notification_id: str, content: NotificationContent, source_
     }
 
 
-def _deliver(collection, notifications: list[dict]) -> None:
-    """Send every channel still PENDING, honouring each customer's preferences, then save each
-    notification's outcomes (one update per notification).
+def _deliver(notifications: list[dict]) -> dict[str, dict[str, dict]]:
+    """Send every channel still PENDING, honouring each customer's preferences; returns each
+    notification's outcomes by channel (nothing is written here).
 
-    Channel by channel over the whole batch: the in-app ones first (quick, and a replay that repeats
-    them does little harm: a provider records one message per notification and channel, a live
-    client may see the notification pushed again with the same notification_id), the emails last,
-    over one SMTP connection, so all that stands between sending an email and recording it is the
-    rest of the batch's emails and the outcome writes. A process killed in between sends those
-    emails again when the events are redelivered.
+    Channel by channel over the whole batch, in `CHANNELS` order: the e-mails first, over one SMTP
+    connection, the WebSocket pushes last, so that a client woken by a push finds the notification
+    stored a moment later (it is written once the batch's channels are done).
     """
-    pending: list[tuple[dict, dict, dict]] = []  # (notification, its contact, outcomes so far)
+    outcomes: dict[str, dict[str, dict]] = {}
+    pending: list[tuple[dict, dict]] = []  # (notification, its contact)
     for notification in notifications:
         channels = notification["channels"]
         if any(channels.get(channel, {}).get("status") == ChannelStatus.PENDING for channel in CHANNELS):
-            pending.append((notification, _contact(notification["customer_id"]), {}))
+            pending.append((notification, _contact(notification["customer_id"])))
     if not pending:  # replays of finished notifications: nothing to send
-        return
+        return outcomes
     with DeliveryBatch() as batch:
         for channel, send in CHANNELS.items():
-            for notification, contact, outcomes in pending:
+            for notification, contact in pending:
                 if notification["channels"].get(channel, {}).get("status") == ChannelStatus.PENDING:
-                    outcomes[f"channels.{channel}"] = send(notification=notification, contact=contact, batch=batch)
-    # One update per notification: FerretDB (v1.24) runs an update command's statements at once, one
-    # PostgreSQL connection each, so a bulk larger than its pool (50) deadlocks it, and saves nothing.
-    now = timezone.now()
-    for notification, _, changes in pending:
-        collection.update_one({"_id": notification["_id"]}, {"$set": {**changes, "updated_at": now}})
+                    outcome = send(notification=notification, contact=contact, batch=batch)
+                    outcomes.setdefault(notification["_id"], {})[channel] = outcome
+    return outcomes
 
 
 def notification_mark_read(*, actor: Principal, notification_id: str) -> dict:
@@ -258,4 +287,7 @@ def notifications_expired_delete(*, now=None, undated: bool = False) -> int:
     unless `undated` asks for the notifications written before `expires_on` existed."""
     now = now or timezone.now()
     due = {"expires_at": {"$lte": query_time(now)}}
-    return expired_delete(notifications_database(), NOTIFICATIONS, now=now, due=due, undated=undated)
+    database = notifications_database()
+    deleted = expired_delete(database, NOTIFICATIONS, now=now, due=due, undated=undated)
+    expired_delete(database, CLAIMS, now=now, due=due)  # a claim goes with its notification
+    return deleted

@@ -208,6 +208,8 @@ def test_expiry_follows_priority_and_expired_notifications_disappear(known_custo
 
     assert deleted == 2
     assert [n["type"] for n in notifications(CUSTOMER)] == ["ORDER_MATCHED"]
+    # Their claims went with them; the living notification's claim stays.
+    assert [c["_id"] for c in notifications_db["notification_claims"].find()] == [found["ORDER_MATCHED"]["_id"]]
 
 
 def test_notification_indexes_exist(known_customer, notifications_db):
@@ -260,23 +262,53 @@ def test_a_delivery_cut_short_is_finished_by_the_replay_with_one_email_and_one_p
     with pytest.raises(ProcessKilled):
         feed(matched)
 
-    interrupted = by_type(notifications(CUSTOMER))["ORDER_MATCHED"]
-    # No outcome was saved: they are all written once, after the email.
-    assert {channel["status"] for channel in interrupted["channels"].values()} == {"PENDING"}
+    # The notification is written once its channels are done: the process died before that, and
+    # only its claim (which tells the replay it was begun) is there.
+    assert "ORDER_MATCHED" not in by_type(notifications(CUSTOMER))
+    stored_ids = {document["_id"] for document in notifications_db["notifications"].find()}
+    [claim] = [c for c in notifications_db["notification_claims"].find() if c["_id"] not in stored_ids]
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     feed(matched)
 
-    channels = by_type(notifications(CUSTOMER))["ORDER_MATCHED"]["channels"]
+    stored = by_type(notifications(CUSTOMER))["ORDER_MATCHED"]
+    channels = stored["channels"]
+    assert stored["_id"] == claim["_id"]
     assert channels["email"]["status"] == "SENT"
     assert channels["push"]["status"] == "SENT"
     assert channels["sms"] == {"status": "SKIPPED", "reason": "PREFERENCE_OFF"}
     assert channels["websocket"]["status"] == "NOT_CONNECTED"
     assert [m.subject for m in mail.outbox] == ["Order matched"]
     pushes = notifications_db["outbound_messages"].count_documents(
-        {"notification_id": interrupted["notification_id"], "channel": "push"}
+        {"notification_id": stored["notification_id"], "channel": "push"}
     )
     assert pushes == 1
+
+    feed(matched)  # a later redelivery finds everything done: nothing is sent or changed again
+
+    assert [m.subject for m in mail.outbox] == ["Order matched"]
+    assert by_type(notifications(CUSTOMER))["ORDER_MATCHED"] == stored
+
+
+def test_a_notification_stored_with_a_pending_channel_gets_only_that_channel_on_replay(
+    known_customer, notifications, notifications_db
+):
+    """A notification written before they were stored whole (every channel PENDING, outcomes
+    updated afterwards) and cut short then: the replay sends what is still PENDING, and only that."""
+    matched = order_event("OrderMatched", CUSTOMER, old_status="ORDER_CONFIRMED", new_status="MATCHED")
+    feed(matched)
+    stored = by_type(notifications(CUSTOMER))["ORDER_MATCHED"]
+    notifications_db["notifications"].update_one(
+        {"_id": stored["_id"]}, {"$set": {"channels.email": {"status": "PENDING", "sent_at": None}}}
+    )
+    mail.outbox.clear()
+
+    feed(matched)
+
+    channels = by_type(notifications(CUSTOMER))["ORDER_MATCHED"]["channels"]
+    assert channels["email"]["status"] == "SENT"
+    assert channels["push"] == stored["channels"]["push"]
+    assert [m.subject for m in mail.outbox] == ["Order matched"]
 
 
 def test_every_channels_outcome_is_stored_when_all_are_on(known_customer, notifications, notifications_db):

@@ -79,9 +79,9 @@ def test_a_notification_takes_three_operations_once_its_customer_was_seen(known_
     feed(matched(), "notifications")
 
     assert operations == [
-        ("notifications", "insert_many"),  # the notification, every channel PENDING
+        ("notification_claims", "insert_many"),  # its id, so that a replay sends nothing twice
         ("outbound_messages", "insert_one"),  # the push (sms is off by default)
-        ("notifications", "update_one"),  # every channel's outcome at once
+        ("notifications", "insert_many"),  # the notification with every channel's outcome: no update
     ]
     assert [m.subject for m in mail.outbox] == ["Order matched"]
 
@@ -116,8 +116,9 @@ def test_the_first_notification_expiring_on_a_day_records_that_day_once(operatio
     feed(matched(), "notifications")
     feed(matched(), "notifications")
 
-    # WELCOME and the order notices keep for different lengths: two days, each recorded once.
-    assert operations.count(("expiry_days", "update_one")) == 2
+    # WELCOME and the order notices keep for different lengths: two days, each recorded once for the
+    # notifications and once for their claims (which expire with them).
+    assert operations.count(("expiry_days", "update_one")) == 4
 
 
 def test_a_customer_not_seen_lately_costs_one_read_of_the_contact_more(known_customer, operations):
@@ -137,5 +138,5 @@ def test_a_replay_of_a_finished_notification_reads_it_and_sends_nothing(known_cu
 
     feed(event, "notifications")
 
-    assert operations == [("notifications", "insert_many"), ("notifications", "find_one")]
+    assert operations == [("notification_claims", "insert_many"), ("notifications", "find_one")]
     assert [m.subject for m in mail.outbox] == ["Order matched"]
