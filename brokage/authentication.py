@@ -10,7 +10,8 @@ role and tier apply). So a deactivation, a demotion or a tier change still takes
 next request, and clients never see the difference.
 
 Trade-offs, knowingly taken:
-- one Redis GET per request instead of one PostgreSQL query (the marker of the person's last change);
+- one Redis round trip per request instead of one PostgreSQL query: the marker of the person's last
+  change, read in the same MULTI that counts the request for the rate limit (brokage/ratelimit.py);
 - a change to a tier's definition (its `rate_limit`) reaches the tokens issued after it only, i.e.
   within `SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]`: a rate limit is not an access boundary;
 - when Redis cannot be read, requests fall back to reading the user (slower, still correct);
@@ -25,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 
+from django.conf import settings
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from redis.exceptions import RedisError
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -32,6 +34,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from brokage.auth import Role, principal_of
+from brokage.ratelimit import USER_WINDOW_SECONDS, CountedRequest, rate_limit_count, user_subject
 from brokage.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -120,14 +123,26 @@ class PrincipalTokenAuthentication(JWTAuthentication):
             claims_at = float(validated_token[CLAIMS_AT_CLAIM])
         except (KeyError, TypeError, ValueError):
             raise InvalidToken("Token contained malformed principal claims.") from None
+        # One round trip: the marker of the person's last change and, when rate limits are on, the
+        # count of this request in its window (brokage.ratelimit), which the throttle then uses.
+        counting = getattr(settings, "RATE_LIMIT_ENABLED", True)
         try:
-            changed_at = get_redis().get(CHANGED_KEY.format(user_id=user_id))
+            pipeline = get_redis().pipeline(transaction=True)
+            pipeline.get(CHANGED_KEY.format(user_id=user_id))
+            if counting:
+                subject = user_subject(user_id)
+                window_index, at = rate_limit_count(pipeline, subject, window_seconds=USER_WINDOW_SECONDS)
+            changed_at, *counts = pipeline.execute()
         except RedisError:
             logger.warning("principal change markers unreadable: reading the user", exc_info=True)
             return super().get_user(validated_token)
         if changed_at is not None and float(changed_at) >= claims_at:
-            return super().get_user(validated_token)  # stamped before the last change: the user row decides
-        return TokenPrincipal(user_id, role, rate_limit)
+            user = super().get_user(validated_token)  # stamped before the last change: the user row decides
+        else:
+            user = TokenPrincipal(user_id, role, rate_limit)
+        if counting:
+            user.counted_request = CountedRequest(subject=subject, window_index=window_index, count=counts[0], at=at)
+        return user
 
 
 class PrincipalTokenScheme(SimpleJWTScheme):

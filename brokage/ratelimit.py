@@ -5,11 +5,14 @@ A signed-in user may make `user.rate_limit_per_minute` requests per fixed minute
 context exposes its tier's limit under that name, so the kernel imports no context); anonymous
 callers get `DEFAULT_THROTTLE_RATES["anonymous"]` per IP address.
 
-One Redis round trip per request: INCR and EXPIRE of the window's counter in one MULTI. The
-throttle also puts `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time
-the window ends) on the view's response headers, which DRF copies onto every response of that
-view, the 429 included (DRF adds its `Retry-After`). Requests a permission check refuses never
-reach the throttle, so they are neither counted nor given these headers.
+A request is counted by INCR and EXPIRE of its window's counter in one MULTI. For a bearer token
+that is the Redis round trip its authentication makes anyway (`brokage.authentication` reads the
+person's last-change marker in the same MULTI and hands the count on as `CountedRequest`); other
+requests (session, anonymous) are counted here. So every authenticated API request is counted,
+including one a permission check then refuses. The throttle puts `X-RateLimit-Limit`,
+`X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time the window ends) on the view's response
+headers, which DRF copies onto every response of that view, the 429 included (DRF adds its
+`Retry-After`); a request refused before the throttle runs gets no such headers.
 
 If Redis cannot be reached the request is let through: a rate limiter must not take the API down.
 `RATE_LIMIT_ENABLED=0` turns the limits off.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -42,15 +46,37 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), PERIODS[period.strip()[:1].lower()]
 
 
-def rate_limit_hit(subject: str, *, limit: int, window_seconds: int) -> dict:
-    """Count one request of `subject` in the current fixed window; returns what the headers report."""
+# A signed-in user's window: their tier's limit is per minute.
+USER_WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class CountedRequest:
+    """A request already counted in its window (by the Redis round trip of its authentication)."""
+
+    subject: str
+    window_index: int
+    count: int
+    at: float
+
+
+def user_subject(user_id) -> str:
+    return f"user:{user_id}"
+
+
+def rate_limit_count(pipeline, subject: str, *, window_seconds: int) -> tuple[int, float]:
+    """Queue the INCR and EXPIRE that count one request of `subject` on `pipeline` (a MULTI);
+    returns the window's index and the time it was taken. The INCR's reply is the count."""
     now = time.time()
     window_index = int(now // window_seconds)
     key = KEY.format(subject=subject, window_seconds=window_seconds, window_index=window_index)
-    pipeline = get_redis().pipeline(transaction=True)
     pipeline.incr(key)
     pipeline.expire(key, window_seconds + 1)
-    count, _ = pipeline.execute()
+    return window_index, now
+
+
+def rate_limit_verdict(count: int, *, limit: int, window_index: int, window_seconds: int, now: float) -> dict:
+    """What the headers report for the `count`-th request of a window."""
     reset_at = (window_index + 1) * window_seconds
     return {
         "allowed": count <= limit,
@@ -59,6 +85,14 @@ def rate_limit_hit(subject: str, *, limit: int, window_seconds: int) -> dict:
         "reset_at": reset_at,
         "retry_after": max(1, math.ceil(reset_at - now)),
     }
+
+
+def rate_limit_hit(subject: str, *, limit: int, window_seconds: int) -> dict:
+    """Count one request of `subject` in the current fixed window; returns what the headers report."""
+    pipeline = get_redis().pipeline(transaction=True)
+    window_index, now = rate_limit_count(pipeline, subject, window_seconds=window_seconds)
+    count, _ = pipeline.execute()
+    return rate_limit_verdict(count, limit=limit, window_index=window_index, window_seconds=window_seconds, now=now)
 
 
 class TierRateThrottle(BaseThrottle):
@@ -73,13 +107,23 @@ class TierRateThrottle(BaseThrottle):
         user = getattr(request, "user", None)
         per_minute = getattr(user, "rate_limit_per_minute", None) if getattr(user, "is_authenticated", False) else None
         if per_minute is not None:
-            subject, limit, window_seconds = f"user:{user.pk}", int(per_minute), 60
+            subject, limit, window_seconds = user_subject(user.pk), int(per_minute), USER_WINDOW_SECONDS
         else:
             rate = api_settings.DEFAULT_THROTTLE_RATES.get(ANONYMOUS_SCOPE) or DEFAULT_ANONYMOUS_RATE
             limit, window_seconds = parse_rate(rate)
             subject = f"ip:{self.get_ident(request)}"
+        counted = getattr(user, "counted_request", None)
         try:
-            hit = rate_limit_hit(subject, limit=limit, window_seconds=window_seconds)
+            if isinstance(counted, CountedRequest) and counted.subject == subject:
+                hit = rate_limit_verdict(
+                    counted.count,
+                    limit=limit,
+                    window_index=counted.window_index,
+                    window_seconds=window_seconds,
+                    now=counted.at,
+                )
+            else:
+                hit = rate_limit_hit(subject, limit=limit, window_seconds=window_seconds)
         except RedisError:
             logger.warning("rate limit not checked: Redis unavailable", exc_info=True)
             return True

@@ -77,6 +77,19 @@ def test_anonymous_callers_are_limited_per_ip(standard_customer):
     assert elsewhere.status_code == 401
 
 
+def test_a_request_refused_for_its_role_still_counts(standard_customer):
+    CustomerTier.objects.filter(tier_code="STANDARD").update(rate_limit=2)
+    client = client_for(standard_customer)
+    _wait_for_a_fresh_window()
+    body = {"username": "newbie", "password": "long-enough-pw", "email": "newbie@example.com"}
+
+    refused = client.post("/api/customers", body, format="json")  # creating customers is for admins
+    codes = [client.get("/api/tiers").status_code for _ in range(2)]
+
+    assert refused.status_code == 403
+    assert codes == [200, 429]
+
+
 def test_switched_off_by_setting(standard_customer):
     CustomerTier.objects.filter(tier_code="STANDARD").update(rate_limit=1)
     client = client_for(standard_customer)

@@ -44,6 +44,8 @@ CUSTOMERS = [
 BULK_USERNAME = "bench-{:05d}"
 BULK_PASSWORD = "bench-pass-123"
 BULK_ORDER_PREFIX = "seed-"
+# PostgreSQL takes at most this many parameters in one statement.
+MAX_QUERY_PARAMETERS = 65_535
 BULK_TIER = "VIP"  # 1000 requests/minute: the benchmark's clients are not throttled
 BULK_TRY_BALANCE = Decimal("1000000000")
 BULK_BATCH_SIZE = 10_000
@@ -294,8 +296,13 @@ class BulkSeeder:
 
     def _bulk_create_missing(self, model, rows: list, what: str) -> None:
         alias = router.db_for_write(model)
+        # One placeholder per column and row where Django cannot send a column as one array (UNNEST),
+        # e.g. for ExactDecimalField; PostgreSQL takes at most 65,535 parameters in one statement.
+        rows_per_insert = min(self.batch_size, MAX_QUERY_PARAMETERS // len(model._meta.concrete_fields))
         for start in self._batches(len(rows), what):
-            model.objects.using(alias).bulk_create(rows[start : start + self.batch_size], ignore_conflicts=True)
+            model.objects.using(alias).bulk_create(
+                rows[start : start + self.batch_size], batch_size=rows_per_insert, ignore_conflicts=True
+            )
 
     # -- orders (orders) --
 
