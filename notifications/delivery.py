@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
@@ -27,7 +28,7 @@ from django.core.mail import EmailMessage
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from brokage.documents import is_duplicate_key_error
+from brokage.documents import insert_new
 from brokage.redis import get_redis
 from notifications.documents import OUTBOUND_MESSAGES, notification_to_json, notifications_database
 
@@ -57,16 +58,28 @@ def customer_group(customer_id: int) -> str:
 
 class DeliveryBatch:
     """What the channels share while one batch of notifications goes out (every channel gets it):
-    the mail connection, opened by the first email and closed when the batch ends."""
+    the mail connection, opened by the first email and closed when the batch ends, and the messages
+    the recording provider keeps, written in one insert when the batch ends (not at all if it ends
+    in an error: as with a process that dies, the replay sends them again)."""
 
     def __init__(self) -> None:
         self.mail_connection = mail.get_connection()
+        self.recorded: list[dict] = []
+        self._token = None
 
     def __enter__(self) -> DeliveryBatch:
+        self._token = _open_batch.set(self)
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, exc_type, *_exc) -> None:
+        _open_batch.reset(self._token)
         self.mail_connection.close()
+        if exc_type is None and self.recorded:
+            # A replay's message is there already: the first record stands.
+            insert_new(notifications_database()[OUTBOUND_MESSAGES], self.recorded)
+
+
+_open_batch: ContextVar[DeliveryBatch | None] = ContextVar("notifications_delivery_batch", default=None)
 
 
 # --- email ---------------------------------------------------------------------------------------------
@@ -132,9 +145,9 @@ class RecordingProvider:
     """Records the message in `outbound_messages` (one per notification and channel) instead of sending it."""
 
     def send(self, *, channel: str, notification: dict, recipient: str, device_tokens: list[str]) -> ProviderResult:
-        # One insert keyed by notification and channel: a replay's duplicate key means the message is
-        # already recorded, and the first record stands (what an upsert with $setOnInsert did, but
-        # without the read an upsert costs the server).
+        # Keyed by notification and channel: a replay's duplicate key means the message is already
+        # recorded, and the first record stands (what an upsert with $setOnInsert did, but without
+        # the read an upsert costs the server).
         message = {
             "_id": f"{notification['notification_id']}:{channel}",
             "notification_id": notification["notification_id"],
@@ -146,11 +159,11 @@ class RecordingProvider:
             "body": notification["message"],
             "created_at": timezone.now(),
         }
-        try:
-            notifications_database()[OUTBOUND_MESSAGES].insert_one(message)
-        except Exception as exc:
-            if not is_duplicate_key_error(exc):
-                raise
+        batch = _open_batch.get()
+        if batch is not None:
+            batch.recorded.append(message)  # written with the batch's others when it ends
+        else:
+            insert_new(notifications_database()[OUTBOUND_MESSAGES], [message])
         return ProviderResult(ChannelStatus.SENT)
 
 

@@ -80,7 +80,7 @@ def test_a_notification_takes_three_operations_once_its_customer_was_seen(known_
 
     assert operations == [
         ("notification_claims", "insert_many"),  # its id, so that a replay sends nothing twice
-        ("outbound_messages", "insert_one"),  # the push (sms is off by default)
+        ("outbound_messages", "insert_many"),  # the push (sms is off by default)
         ("notifications", "insert_many"),  # the notification with every channel's outcome: no update
     ]
     assert [m.subject for m in mail.outbox] == ["Order matched"]
@@ -106,7 +106,8 @@ def test_a_polls_notifications_are_inserted_in_one_operation_and_mailed_in_one_c
 
     assert operations.count(("notifications", "insert_many")) == 1
     assert operations.count(("notifications", "insert_one")) == 0
-    assert operations.count(("outbound_messages", "insert_one")) == 3  # one push each, as a provider sends them
+    assert operations.count(("outbound_messages", "insert_many")) == 1  # the three pushes recorded together
+    assert operations.count(("outbound_messages", "insert_one")) == 0
     assert [m.subject for m in mail.outbox] == ["Order matched"] * 3
     assert CountingMailBackend.connections == 1
 
