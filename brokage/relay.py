@@ -266,12 +266,14 @@ class RelayThread:
                 committed, self.committed = self.committed, []
                 contexts = sorted(self.wanted)
                 self.wanted.clear()
-            # As Django does around a request: drop a connection past CONN_MAX_AGE or broken.
-            close_old_connections()
             try:
                 if committed:
-                    self._note_published(publish_committed(committed))
-                if self.stopping or self._mark_due():
+                    self._note_published(publish_committed(committed))  # from the envelopes: no database
+                mark = self.stopping or self._mark_due()
+                if mark or contexts:
+                    # As Django does around a request: drop a connection past CONN_MAX_AGE or broken.
+                    close_old_connections()
+                if mark:
                     self._mark()
                 for context in contexts:
                     relay_drain(context)
