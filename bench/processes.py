@@ -156,11 +156,13 @@ class MemorySampler(threading.Thread):
 
     For each name it keeps the peak of the tree's summed RSS and the peak RSS of its largest single
     process (for the web server, one worker; for PostgreSQL, one backend — their shared buffers are
-    counted once per process by RSS, so the sum overstates them), and time series of PSS (shared
-    pages divided among the processes sharing them; RSS would count every page of shared_buffers a
-    backend touches as growth): the tree's sum, and each process's own. The soak is judged on each
-    process: a tree's sum also moves when processes come and go (FerretDB opening and closing
-    PostgreSQL connections), which is not a process growing.
+    counted once per process by RSS, so the sum overstates them), a time series of the tree's PSS
+    (shared pages divided among the processes sharing them), and one of each process's USS (the
+    pages only it maps: what it allocated itself). The soak is judged on each process's USS: a
+    tree's sum also moves when processes come and go (FerretDB opening and closing PostgreSQL
+    connections), and a PostgreSQL backend's PSS rises with every page of shared_buffers it touches
+    for the first time (its share of the pool, bounded by `shared_buffers`; RSS counts the whole
+    page), which is neither a process growing.
     """
 
     def __init__(self, interval: float = 1.0, tick=None) -> None:
@@ -201,7 +203,8 @@ class MemorySampler(threading.Thread):
                     info = proc.memory_full_info()
                     rss.append(info.rss / 2**20)
                     pss.append(getattr(info, "pss", info.rss) / 2**20)
-                    self.process_series.setdefault((name, proc.pid), []).append((now, pss[-1]))
+                    own = getattr(info, "uss", info.rss) / 2**20
+                    self.process_series.setdefault((name, proc.pid), []).append((now, own))
             if not rss:
                 continue
             total, single = sum(rss), max(rss)
@@ -225,7 +228,7 @@ class MemorySampler(threading.Thread):
         return _slope_per_minute([(t, v) for t, v in self.series.get(name, []) if start <= t <= end])
 
     def process_growth_mb_per_minute(self, name: str, start: float, end: float) -> tuple[float, int, bool] | None:
-        """The steepest PSS slope (MB per minute) of the tree's processes that lived through the whole
+        """The steepest USS slope (MB per minute) of the tree's processes that lived through the whole
         window, that process's pid, and whether its growth is steady (`_steady_growth`)."""
         worst = None
         slack = max(2 * self.interval, 0.02 * (end - start))  # a sample's own lateness

@@ -647,8 +647,9 @@ def memory_results(sampler: MemorySampler, results: dict) -> dict:
             summary += " (soak < 120 s: not conclusive; run --soak 300)"
         memory["soak"] = {
             "seconds": seconds,
-            "judged_on": "each process that lived through the soak, after its first fifth: PSS slope over "
-            f"{limit} MB/min and rising through each of the window's four quarters (median above the one before)",
+            "judged_on": "each process that lived through the soak, after its first fifth: USS (its own pages) "
+            f"slope over {limit} MB/min and rising through each of the window's four quarters (median above "
+            "the one before)",
             "growth_mb_per_minute": growth,
             "rising_through_the_soak": {k: v for k, v in steady.items() if k != LOAD_GENERATOR},
             "growing_without_bound": growing,

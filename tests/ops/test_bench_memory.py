@@ -53,6 +53,49 @@ def test_the_soak_names_the_process_that_grows_and_ignores_one_that_came_and_wen
             subprocess.run(["kill", str(pid)], check=False)
 
 
+SHARED_POOL = """
+import mmap, os, sys, time
+pool = mmap.mmap(-1, 64 * 2**20)  # shared and anonymous, as PostgreSQL's shared_buffers
+pool.write(b"x" * len(pool))  # the parent touches every page first
+child = os.fork()
+if child == 0:
+    # A backend touching more and more of the pool: each page is now mapped by two processes.
+    for start in range(0, len(pool), 2**20):
+        pool[start : start + 2**20] = b"y" * 2**20
+        time.sleep(0.05)
+    time.sleep(60)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_process_touching_more_of_a_shared_pool_is_not_counted_as_growing():
+    parent = subprocess.Popen([sys.executable, "-c", SHARED_POOL], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        sampler = MemorySampler(interval=0.1)
+        sampler.watch("pool", parent.pid)
+        start = time.time()
+        while time.time() - start < 3.5:
+            sampler.sample_once()
+            time.sleep(0.1)
+        end = time.time()
+        series = [(t, v) for t, v in sampler.process_series[("pool", child)] if start <= t <= end]
+        assert series, "the child was sampled"
+
+        import psutil
+
+        # Its PSS did rise (half of every page it touched)...
+        assert psutil.Process(child).memory_full_info().pss > 20 * 2**20
+        # ...but it allocated nothing of its own, so the soak does not call it growing.
+        slope, _pid, steady = sampler.process_growth_mb_per_minute("pool", start, end)
+        assert slope < 60
+        assert not steady
+    finally:
+        parent.kill()
+
+
 def test_one_allocation_is_told_from_growth_that_goes_on():
     seconds = range(0, 240)
     leak = [(t, 100 + 0.05 * t) for t in seconds]  # 3 MB a minute, all along
