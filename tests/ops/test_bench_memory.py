@@ -8,7 +8,7 @@ import pytest
 
 from bench.processes import MemorySampler, _steady_growth
 
-pytest.importorskip("psutil")
+psutil = pytest.importorskip("psutil")
 
 PARENT = """
 import subprocess, sys, time
@@ -23,17 +23,22 @@ time.sleep(60)
 """
 
 
+def sampled(name: str, pid: int, seconds: float = 3.5) -> tuple[MemorySampler, float, float]:
+    """A sampler that watched the tree of `pid` every 0.1 s for `seconds`, and that window."""
+    sampler = MemorySampler(interval=0.1)
+    sampler.watch(name, pid)
+    start = time.time()
+    while time.time() - start < seconds:
+        sampler.sample_once()
+        time.sleep(0.1)
+    return sampler, start, time.time()
+
+
 def test_the_soak_names_the_process_that_grows_and_ignores_one_that_came_and_went():
     parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
     try:
         grows, idle = (int(pid) for pid in parent.stdout.readline().split())
-        sampler = MemorySampler(interval=0.1)
-        sampler.watch("tree", parent.pid)
-        start = time.time()
-        while time.time() - start < 3.5:
-            sampler.sample_once()
-            time.sleep(0.1)
-        end = time.time()
+        sampler, start, end = sampled("tree", parent.pid)
 
         slope, pid, steady = sampler.process_growth_mb_per_minute("tree", start, end)
         assert pid == grows
@@ -74,18 +79,9 @@ def test_a_process_touching_more_of_a_shared_pool_is_not_counted_as_growing():
     parent = subprocess.Popen([sys.executable, "-c", SHARED_POOL], stdout=subprocess.PIPE, text=True)
     try:
         child = int(parent.stdout.readline())
-        sampler = MemorySampler(interval=0.1)
-        sampler.watch("pool", parent.pid)
-        start = time.time()
-        while time.time() - start < 3.5:
-            sampler.sample_once()
-            time.sleep(0.1)
-        end = time.time()
+        sampler, start, end = sampled("pool", parent.pid)
         series = [(t, v) for t, v in sampler.process_series[("pool", child)] if start <= t <= end]
         assert series, "the child was sampled"
-
-        import psutil
-
         # Its PSS did rise (half of every page it touched)...
         assert psutil.Process(child).memory_full_info().pss > 20 * 2**20
         # ...but it allocated nothing of its own, so the soak does not call it growing.
