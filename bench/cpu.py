@@ -1,0 +1,168 @@
+"""`python -m bench.cpu`: CPU time per order of every process, at a steady rate.
+
+Where an order's cost goes, which `make bench` does not say: it starts the system of
+`bench/Procfile.bench` on the dev profile (run `make bench` once first, for the bulk customers),
+places orders at `--rate` for `--seconds`, waits until every consumer group (the notices and the
+audit trail too) has caught up, and divides each process tree's CPU time (user + system, from
+`/proc`) by the orders placed. With `--threads`, the CPU of each thread name inside the system's
+processes too (librdkafka's threads, granian's runtime, the Python threads). With `--py-spy NAME`,
+a `py-spy record --gil` of that process during the load (a folded profile in `bench/out/`).
+
+Every confirmed order keeps a reservation for 15 minutes, and its release is a saga step with its
+events: a round started within 15 minutes of an earlier run measures those releases too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import os
+import shutil
+import subprocess
+import time
+
+import psutil
+
+from bench import load
+from bench.processes import OUT, ProcessGroup, service_pids
+from bench.run import (
+    ALL_CONTEXTS,
+    bench_env,
+    order_states,
+    parse_args,
+    setup_django,
+    wait_http,
+    wait_no_backlog,
+    wait_ready,
+)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants (0 if it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU of a process tree by thread name (`/proc/<pid>/task/<tid>/comm`), summed over the tree."""
+    by_name: dict[str, float] = {}
+    try:
+        pids = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return by_name
+    for process_id in pids:
+        for task in glob.glob(f"/proc/{process_id}/task/*"):
+            try:
+                with open(f"{task}/comm") as comm, open(f"{task}/stat") as stat:
+                    name = comm.read().strip()
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the thread ended between the listing and the read
+            by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return by_name
+
+
+def snapshot(group: ProcessGroup, *, threads: bool) -> dict[str, float]:
+    """CPU seconds so far of every system process tree, every service, and (optionally) every thread name."""
+    seconds = {name: tree_cpu_seconds(pid) for name, pid in group.pids().items()}
+    seconds |= {f"service:{name}": tree_cpu_seconds(pid) for name, pid in service_pids().items()}
+    if threads:
+        for name, pid in group.pids().items():
+            seconds |= {f"{name} / {thread}": cpu for thread, cpu in thread_cpu_seconds(pid).items()}
+    return seconds
+
+
+def profile_start(group: ProcessGroup, names: list[str], seconds: float) -> list[subprocess.Popen]:
+    py_spy = shutil.which("py-spy") or str(OUT.parent.parent / ".venv" / "bin" / "py-spy")
+    started = []
+    for name in names:
+        path = OUT / f"cpu-profile-{name}.txt"
+        argv = [py_spy, "record", "--pid", str(group.pids()[name]), "--rate", "100", "--duration", str(int(seconds))]
+        argv += ["--format", "raw", "--output", str(path), "--subprocesses", "--gil"]
+        started.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return started
+
+
+def measure_round(args, group: ProcessGroup, base_url: str, clients: list) -> None:
+    before = snapshot(group, threads=args.threads)
+    spies = profile_start(group, args.py_spy, args.seconds)
+    placed = asyncio.run(load.open_loop_orders(base_url, clients, args.rate, args.seconds, load.run_tag()))
+    for spy in spies:
+        spy.wait()
+    wait_no_backlog(contexts=ALL_CONTEXTS)
+    time.sleep(2)  # the relay threads' last marks
+    after = snapshot(group, threads=args.threads)
+    orders = len(placed.accepted)
+    if not orders:
+        print(f"no order was accepted: {placed.status_counts} {placed.errors[:3]}")
+        return
+    states = order_states([order.order_id for order in placed.accepted])
+    latencies = [
+        (states[order.order_id][1].timestamp() - order.sent_at) * 1000
+        for order in placed.accepted
+        if states[order.order_id][0] == "ORDER_CONFIRMED"
+    ]
+    print(
+        f"{orders} orders at {args.rate}/s, {len(latencies)} confirmed; POST→ORDER_CONFIRMED p50 "
+        f"{load.percentile(latencies, 50) or 0:.0f} / p99 {load.percentile(latencies, 99) or 0:.0f} ms"
+    )
+    per_order = {name: (after[name] - before.get(name, 0.0)) * 1000 / orders for name in after}
+    trees = {name: ms for name, ms in per_order.items() if " / " not in name}
+    for name, ms in sorted(trees.items(), key=lambda item: -item[1]):
+        print(f"  {name:28s} {ms:6.2f} ms/order")
+        for thread, thread_ms in sorted(per_order.items(), key=lambda item: -item[1]):
+            if thread.startswith(f"{name} / ") and thread_ms >= 0.05:
+                print(f"    {thread[len(name) + 3 :]:26s} {thread_ms:6.2f}")
+    print(f"  {'all of the above':28s} {sum(trees.values()):6.2f} ms/order")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.cpu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=30, help="orders per second (30)")
+    parser.add_argument("--seconds", type=float, default=40, help="seconds of load per round (40)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, each measured on its own (2)")
+    parser.add_argument("--threads", action="store_true", help="also break each process down by thread name")
+    parser.add_argument(
+        "--py-spy", action="append", default=[], metavar="NAME", help="py-spy --gil this process (e.g. consume-orders)"
+    )
+    args = parser.parse_args(argv)
+    bench_args = parse_args([])
+    env = bench_env(bench_args)
+    setup_django(env)
+    base_url = f"http://127.0.0.1:{bench_args.port}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    group = ProcessGroup(env)
+    group.start()
+    try:
+        asyncio.run(wait_http(base_url))
+        from brokage.management.commands.seed_demo import BULK_PASSWORD, BULK_USERNAME
+
+        usernames = [BULK_USERNAME.format(n) for n in range(1, 33)]
+        clients = asyncio.run(load.sign_in(base_url, usernames, BULK_PASSWORD))
+        asyncio.run(wait_ready(base_url, clients))
+        wait_no_backlog(contexts=ALL_CONTEXTS)
+        for _ in range(args.rounds):
+            measure_round(args, group, base_url, clients)
+    finally:
+        group.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
