@@ -6,7 +6,7 @@ places orders at `--rate` for `--seconds`, waits until every consumer group (the
 audit trail too) has caught up, and divides each process tree's CPU time (user + system, from
 `/proc`) by the orders placed. With `--threads`, the CPU of each thread name inside the system's
 processes too (librdkafka's threads, granian's runtime, the Python threads). With `--py-spy NAME`,
-a `py-spy record --gil` of that process during the load (a folded profile in `bench/out/`).
+a `py-spy record --gil` of that process during the load (folded stacks in `bench/out/cpu/profile-NAME.txt`).
 
 Every confirmed order keeps a reservation for 15 minutes, and its release is a saga step with its
 events: a round started within 15 minutes of an earlier run measures those releases too.
@@ -18,13 +18,11 @@ import argparse
 import asyncio
 import glob
 import os
-import shutil
-import subprocess
 import time
 
 import psutil
 
-from bench import load
+from bench import load, profile
 from bench.processes import OUT, ProcessGroup, service_pids
 from bench.run import (
     ALL_CONTEXTS,
@@ -86,22 +84,12 @@ def snapshot(group: ProcessGroup, *, threads: bool) -> dict[str, float]:
     return seconds
 
 
-def profile_start(group: ProcessGroup, names: list[str], seconds: float) -> list[subprocess.Popen]:
-    py_spy = shutil.which("py-spy") or str(OUT.parent.parent / ".venv" / "bin" / "py-spy")
-    started = []
-    for name in names:
-        path = OUT / f"cpu-profile-{name}.txt"
-        argv = [py_spy, "record", "--pid", str(group.pids()[name]), "--rate", "100", "--duration", str(int(seconds))]
-        argv += ["--format", "raw", "--output", str(path), "--subprocesses", "--gil"]
-        started.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    return started
-
-
 def measure_round(args, group: ProcessGroup, base_url: str, clients: list) -> None:
     before = snapshot(group, threads=args.threads)
-    spies = profile_start(group, args.py_spy, args.seconds)
+    watched = {name: pid for name, pid in group.pids().items() if name in args.py_spy}
+    spies = profile.start(watched, seconds=int(args.seconds), out=OUT / "cpu", gil=True)
     placed = asyncio.run(load.open_loop_orders(base_url, clients, args.rate, args.seconds, load.run_tag()))
-    for spy in spies:
+    for _name, spy, _path in spies:
         spy.wait()
     wait_no_backlog(contexts=ALL_CONTEXTS)
     time.sleep(2)  # the relay threads' last marks
@@ -146,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     env = bench_env(bench_args)
     setup_django(env)
     base_url = f"http://127.0.0.1:{bench_args.port}"
-    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "cpu").mkdir(parents=True, exist_ok=True)
     group = ProcessGroup(env)
     group.start()
     try:

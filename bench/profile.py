@@ -15,7 +15,11 @@ from pathlib import Path
 RATE = 50  # samples per second: enough for the top functions, light on two cores
 
 
-def start(watched: dict[str, int], *, seconds: int, out: Path) -> list[tuple[str, subprocess.Popen, Path]]:
+def start(
+    watched: dict[str, int], *, seconds: int, out: Path, gil: bool = False
+) -> list[tuple[str, subprocess.Popen, Path]]:
+    """py-spy each watched process tree for `seconds`; `gil`: only the samples of a thread holding the
+    GIL (its Python CPU, without the time spent waiting for a database or the broker)."""
     py_spy = shutil.which("py-spy") or str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "py-spy")
     started = []
     for name, pid in watched.items():
@@ -24,6 +28,8 @@ def start(watched: dict[str, int], *, seconds: int, out: Path) -> list[tuple[str
         path = out / f"profile-{name}.txt"
         argv = [py_spy, "record", "--pid", str(pid), "--rate", str(RATE), "--duration", str(seconds)]
         argv += ["--format", "raw", "--output", str(path), "--nonblocking", "--subprocesses"]
+        if gil:
+            argv.append("--gil")
         log = (out / f"profile-{name}.log").open("wb")
         started.append((name, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), path))
     return started
