@@ -22,14 +22,15 @@ import time
 
 import psutil
 
-from bench import load, profile
-from bench.processes import OUT, ProcessGroup, service_pids
+from bench import profile
+from bench.processes import OUT, ProcessGroup, process_tree, service_pids
 from bench.run import (
     ALL_CONTEXTS,
     bench_env,
-    order_states,
+    bulk_clients,
     parse_args,
     setup_django,
+    steady_rate,
     wait_http,
     wait_no_backlog,
     wait_ready,
@@ -41,8 +42,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and all its descendants (0 if it is gone)."""
     try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
+        processes = process_tree(psutil.Process(pid))
     except psutil.Error:
         return 0.0
     total = 0.0
@@ -59,11 +59,11 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     """CPU of a process tree by thread name (`/proc/<pid>/task/<tid>/comm`), summed over the tree."""
     by_name: dict[str, float] = {}
     try:
-        pids = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+        processes = process_tree(psutil.Process(pid))
     except psutil.Error:
         return by_name
-    for process_id in pids:
-        for task in glob.glob(f"/proc/{process_id}/task/*"):
+    for process in processes:
+        for task in glob.glob(f"/proc/{process.pid}/task/*"):
             try:
                 with open(f"{task}/comm") as comm, open(f"{task}/stat") as stat:
                     name = comm.read().strip()
@@ -88,34 +88,31 @@ def measure_round(args, group: ProcessGroup, base_url: str, clients: list) -> No
     before = snapshot(group, threads=args.threads)
     watched = {name: pid for name, pid in group.pids().items() if name in args.py_spy}
     spies = profile.start(watched, seconds=int(args.seconds), out=OUT / "cpu", gil=True)
-    placed = asyncio.run(load.open_loop_orders(base_url, clients, args.rate, args.seconds, load.run_tag()))
+    placed = steady_rate(base_url, clients, args.rate, args.seconds)
     for _name, spy, _path in spies:
         spy.wait()
     wait_no_backlog(contexts=ALL_CONTEXTS)
     time.sleep(2)  # the relay threads' last marks
     after = snapshot(group, threads=args.threads)
-    orders = len(placed.accepted)
+    orders = placed["orders"]
     if not orders:
-        print(f"no order was accepted: {placed.status_counts} {placed.errors[:3]}")
+        print(f"no order was accepted: {placed['responses']} {placed['errors']}")
         return
-    states = order_states([order.order_id for order in placed.accepted])
-    latencies = [
-        (states[order.order_id][1].timestamp() - order.sent_at) * 1000
-        for order in placed.accepted
-        if states[order.order_id][0] == "ORDER_CONFIRMED"
-    ]
+    confirmed = placed["end_to_end_ms"]
     print(
-        f"{orders} orders at {args.rate}/s, {len(latencies)} confirmed; POST→ORDER_CONFIRMED p50 "
-        f"{load.percentile(latencies, 50) or 0:.0f} / p99 {load.percentile(latencies, 99) or 0:.0f} ms"
+        f"{orders} orders at {args.rate}/s, {confirmed['count']} confirmed; POST→ORDER_CONFIRMED p50 "
+        f"{confirmed['p50'] or 0:.0f} / p99 {confirmed['p99'] or 0:.0f} ms"
     )
-    per_order = {name: (after[name] - before.get(name, 0.0)) * 1000 / orders for name in after}
-    trees = {name: ms for name, ms in per_order.items() if " / " not in name}
-    for name, ms in sorted(trees.items(), key=lambda item: -item[1]):
-        print(f"  {name:28s} {ms:6.2f} ms/order")
-        for thread, thread_ms in sorted(per_order.items(), key=lambda item: -item[1]):
-            if thread.startswith(f"{name} / ") and thread_ms >= 0.05:
-                print(f"    {thread[len(name) + 3 :]:26s} {thread_ms:6.2f}")
-    print(f"  {'all of the above':28s} {sum(trees.values()):6.2f} ms/order")
+    per_order = sorted(
+        ((name, (after[name] - before.get(name, 0.0)) * 1000 / orders) for name in after), key=lambda item: -item[1]
+    )
+    trees = [(name, ms) for name, ms in per_order if " / " not in name]
+    for tree, ms in trees:
+        print(f"  {tree:28s} {ms:6.2f} ms/order")
+        for name, thread_ms in per_order:
+            if name.startswith(f"{tree} / ") and thread_ms >= 0.05:
+                print(f"    {name[len(tree) + 3 :]:26s} {thread_ms:6.2f}")
+    print(f"  {'all of the above':28s} {sum(ms for _tree, ms in trees):6.2f} ms/order")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,10 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     group.start()
     try:
         asyncio.run(wait_http(base_url))
-        from brokage.management.commands.seed_demo import BULK_PASSWORD, BULK_USERNAME
-
-        usernames = [BULK_USERNAME.format(n) for n in range(1, 33)]
-        clients = asyncio.run(load.sign_in(base_url, usernames, BULK_PASSWORD))
+        clients = bulk_clients(base_url, bench_args.clients)
         asyncio.run(wait_ready(base_url, clients))
         wait_no_backlog(contexts=ALL_CONTEXTS)
         for _ in range(args.rounds):

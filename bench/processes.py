@@ -141,6 +141,11 @@ class ProcessGroup:
         self.started.clear()
 
 
+def process_tree(process: psutil.Process) -> list[psutil.Process]:
+    """A process and all its descendants (raises psutil.Error if it is gone)."""
+    return [process, *process.children(recursive=True)]
+
+
 def service_pids() -> dict[str, int]:
     """The pid listening on each service port (the service's main process)."""
     found = {}
@@ -194,7 +199,7 @@ class MemorySampler(threading.Thread):
         for name, pid in watched.items():
             try:
                 root = psutil.Process(pid)
-                tree = [root, *root.children(recursive=True)] if self.whole_tree.get(name, True) else [root]
+                tree = process_tree(root) if self.whole_tree.get(name, True) else [root]
             except psutil.Error:
                 continue
             rss, pss = [], []
@@ -282,7 +287,7 @@ def peak_rss_of_command(argv: list[str], *, env: dict[str, str], cwd: Path, log_
             ps = psutil.Process(process.pid)
             while process.poll() is None:
                 try:
-                    tree = [ps, *ps.children(recursive=True)]
+                    tree = process_tree(ps)
                     peak = max(peak, sum(p.memory_info().rss for p in tree) / 2**20)
                 except psutil.Error:
                     pass

@@ -190,8 +190,10 @@ def reservations_expiring(minutes: int, *, made_before: datetime) -> int:
 
     reservation = apps.get_model("assets", "AssetReservation")
     deadline = timezone.now() + timedelta(minutes=minutes)
-    due = reservation.objects.using("assets").filter(status="ACTIVE", expires_at__lt=deadline)
-    return due.filter(created_at__lt=made_before).count()
+    due = reservation.objects.using("assets").filter(
+        status="ACTIVE", expires_at__lt=deadline, created_at__lt=made_before
+    )
+    return due.count()
 
 
 SAGA_CONTEXTS = ["orders", "processor", "assets"]
@@ -233,6 +235,14 @@ def stats(samples: list[float]) -> dict:
         "max": max(samples) if samples else None,
         "mean": sum(samples) / len(samples) if samples else None,
     }
+
+
+def bulk_clients(base_url: str, count: int) -> list[load.Client]:
+    """Signed-in clients for the first `count` bulk customers of `seed_demo --customers`."""
+    from brokage.management.commands.seed_demo import BULK_PASSWORD, BULK_USERNAME
+
+    usernames = [BULK_USERNAME.format(n) for n in range(1, count + 1)]
+    return asyncio.run(load.sign_in(base_url, usernames, BULK_PASSWORD))
 
 
 async def wait_ready(base_url: str, clients: list, timeout: float = 300) -> float:
@@ -418,11 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             say("WARNING: " + note)
         asyncio.run(wait_http(base_url))
 
-        from brokage.management.commands.seed_demo import BULK_PASSWORD, BULK_USERNAME
-
         say(f"signing in {args.clients} clients")
-        usernames = [BULK_USERNAME.format(n) for n in range(1, args.clients + 1)]
-        clients = asyncio.run(load.sign_in(base_url, usernames, BULK_PASSWORD))
+        clients = bulk_clients(base_url, args.clients)
         ready_after = asyncio.run(wait_ready(base_url, clients))
         say(f"the saga is live (first ORDER_CONFIRMED after {ready_after:.1f}s)")
         results["backlog"] = wait_no_backlog()

@@ -315,6 +315,7 @@ class KafkaConsumerRunner:
         from confluent_kafka import Consumer
 
         self.context = context
+        self.alias = context_alias(context)  # None for the document contexts
         self.topics = topics_for(context)
         if not self.topics:
             raise ValueError(f"{context} has no event handlers")
@@ -386,11 +387,10 @@ class KafkaConsumerRunner:
         consumer hold nothing but events of its topics it does not act on (of the seven messages an
         order puts on the orders consumer's topics, it acts on three), and checking every alias each
         time was 4% of the processor consumer's CPU."""
-        alias = context_alias(self.context)
-        if alias is None:
+        if self.alias is None:
             close_old_connections()
         else:
-            connections[alias].close_if_unusable_or_obsolete()
+            connections[self.alias].close_if_unusable_or_obsolete()
 
     def _commit(self, *, due_only: bool) -> None:
         """Commit the consumed offsets, asynchronously and at most every COMMIT_EVERY_SECONDS while busy.
