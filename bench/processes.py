@@ -162,12 +162,14 @@ class MemorySampler(threading.Thread):
     For each name it keeps the peak of the tree's summed RSS and the peak RSS of its largest single
     process (for the web server, one worker; for PostgreSQL, one backend — their shared buffers are
     counted once per process by RSS, so the sum overstates them), a time series of the tree's PSS
-    (shared pages divided among the processes sharing them), and one of each process's USS (the
-    pages only it maps: what it allocated itself). The soak is judged on each process's USS: a
-    tree's sum also moves when processes come and go (FerretDB opening and closing PostgreSQL
-    connections), and a PostgreSQL backend's PSS rises with every page of shared_buffers it touches
-    for the first time (its share of the pool, bounded by `shared_buffers`; RSS counts the whole
-    page), which is neither a process growing.
+    (shared pages divided among the processes sharing them), and two of each process: its anonymous
+    memory (heap, arenas, stacks: what it allocated, whether or not a forked sibling still shares
+    the pages) and its USS (the pages only it maps). The soak is judged on each process's anonymous
+    memory, where a leak shows. Not on the tree's sum, which also moves when processes come and go
+    (FerretDB opening and closing PostgreSQL connections); not on PSS or USS, which also rise when a
+    PostgreSQL backend touches pages of `shared_buffers` for the first time (a shared mapping of
+    fixed size: its pages count as a backend's own until another backend maps them too). The USS
+    slopes are reported beside the judged ones.
     """
 
     def __init__(self, interval: float = 1.0, tick=None) -> None:
@@ -177,7 +179,8 @@ class MemorySampler(threading.Thread):
         self.watched: dict[str, int] = {}
         self.whole_tree: dict[str, bool] = {}
         self.series: dict[str, list[tuple[float, float]]] = {}
-        self.process_series: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        self.process_series: dict[tuple[str, int], list[tuple[float, float]]] = {}  # anonymous memory
+        self.process_uss_series: dict[tuple[str, int], list[tuple[float, float]]] = {}
         self.peak_single: dict[str, float] = {}
         self.peak_total: dict[str, float] = {}
         self.marks: list[tuple[float, str]] = []
@@ -204,12 +207,13 @@ class MemorySampler(threading.Thread):
                 continue
             rss, pss = [], []
             for proc in tree:
-                with contextlib.suppress(psutil.Error):
-                    info = proc.memory_full_info()
-                    rss.append(info.rss / 2**20)
-                    pss.append(getattr(info, "pss", info.rss) / 2**20)
-                    own = getattr(info, "uss", info.rss) / 2**20
-                    self.process_series.setdefault((name, proc.pid), []).append((now, own))
+                memory = process_memory(proc)
+                if memory is None:
+                    continue
+                rss.append(memory.rss)
+                pss.append(memory.pss)
+                self.process_series.setdefault((name, proc.pid), []).append((now, memory.anonymous))
+                self.process_uss_series.setdefault((name, proc.pid), []).append((now, memory.uss))
             if not rss:
                 continue
             total, single = sum(rss), max(rss)
@@ -232,12 +236,16 @@ class MemorySampler(threading.Thread):
         """Least-squares slope of the tree's PSS between two instants, in MB per minute."""
         return _slope_per_minute([(t, v) for t, v in self.series.get(name, []) if start <= t <= end])
 
-    def process_growth_mb_per_minute(self, name: str, start: float, end: float) -> tuple[float, int, bool] | None:
-        """The steepest USS slope (MB per minute) of the tree's processes that lived through the whole
-        window, that process's pid, and whether its growth is steady (`_steady_growth`)."""
+    def process_growth_mb_per_minute(
+        self, name: str, start: float, end: float, *, uss: bool = False
+    ) -> tuple[float, int, bool] | None:
+        """The steepest slope (MB per minute) of anonymous memory (of USS with `uss`) among the tree's
+        processes that lived through the whole window, that process's pid, and whether its growth is
+        steady (`_steady_growth`)."""
         worst = None
         slack = max(2 * self.interval, 0.02 * (end - start))  # a sample's own lateness
-        for (series_name, pid), series in self.process_series.items():
+        every = self.process_uss_series if uss else self.process_series
+        for (series_name, pid), series in every.items():
             points = [(t, v) for t, v in series if start <= t <= end]
             if series_name != name or not points or points[0][0] > start + slack or points[-1][0] < end - slack:
                 continue
@@ -245,6 +253,55 @@ class MemorySampler(threading.Thread):
             if slope is not None and (worst is None or slope > worst[0]):
                 worst = (slope, pid, _steady_growth(points))
         return worst
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    """One process's memory in MB."""
+
+    rss: float
+    pss: float
+    uss: float
+    anonymous: float
+
+
+_ROLLUP_FIELDS = {"Rss:", "Pss:", "Private_Clean:", "Private_Dirty:", "Anonymous:"}
+
+
+def process_memory(process: psutil.Process) -> ProcessMemory | None:
+    """RSS, PSS, USS and anonymous memory of a process, from `/proc/PID/smaps_rollup` (Linux 4.14+;
+    one read, where psutil's USS reads every mapping); None when it is gone. Elsewhere psutil's
+    figures, with USS standing in for the anonymous memory."""
+    try:
+        with open(f"/proc/{process.pid}/smaps_rollup") as rollup:
+            kb = {}
+            for line in rollup:
+                key, _, rest = line.partition(" ")
+                if key in _ROLLUP_FIELDS:
+                    kb[key] = int(rest.split()[0])
+    except FileNotFoundError:
+        if not os.path.exists("/proc/self/smaps_rollup"):
+            return _psutil_memory(process)
+        return None  # the process ended
+    except (ProcessLookupError, PermissionError):
+        return None
+    if "Anonymous:" not in kb:
+        return _psutil_memory(process)
+    return ProcessMemory(
+        rss=kb.get("Rss:", 0) / 1024,
+        pss=kb.get("Pss:", 0) / 1024,
+        uss=(kb.get("Private_Clean:", 0) + kb.get("Private_Dirty:", 0)) / 1024,
+        anonymous=kb["Anonymous:"] / 1024,
+    )
+
+
+def _psutil_memory(process: psutil.Process) -> ProcessMemory | None:
+    try:
+        info = process.memory_full_info()
+    except psutil.Error:
+        return None
+    uss = getattr(info, "uss", info.rss) / 2**20
+    return ProcessMemory(info.rss / 2**20, getattr(info, "pss", info.rss) / 2**20, uss, uss)
 
 
 STEADY_STEP_MB = 0.1  # PSS moves by page-sized amounts with no growth behind it

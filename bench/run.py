@@ -636,11 +636,14 @@ def memory_results(sampler: MemorySampler, results: dict) -> dict:
         start += 0.2 * (end - start)  # the first fifth warms caches and connection pools
         tree_growth = {name: sampler.growth_mb_per_minute(name, start, end) for name in sampler.series}
         tree_growth = {k: round(v, 2) for k, v in tree_growth.items() if v is not None}
-        growth, growing_pid, steady = {}, {}, {}
+        growth, growing_pid, steady, uss_growth = {}, {}, {}, {}
         for name in sampler.series:
             found = sampler.process_growth_mb_per_minute(name, start, end)
             if found is not None:
                 growth[name], growing_pid[name], steady[name] = round(found[0], 2), found[1], found[2]
+            found = sampler.process_growth_mb_per_minute(name, start, end, uss=True)
+            if found is not None:
+                uss_growth[name] = round(found[0], 2)
         seconds = int(window[1] - window[0])
         # The load generator keeps every latency sample by design; it is the instrument, not the system.
         judged = {k: v for k, v in growth.items() if k != LOAD_GENERATOR}
@@ -657,10 +660,11 @@ def memory_results(sampler: MemorySampler, results: dict) -> dict:
             summary += " (soak < 120 s: not conclusive; run --soak 300)"
         memory["soak"] = {
             "seconds": seconds,
-            "judged_on": "each process that lived through the soak, after its first fifth: USS (its own pages) "
-            f"slope over {limit} MB/min and rising through each of the window's four quarters (median above "
-            "the one before)",
+            "judged_on": "each process that lived through the soak, after its first fifth: anonymous memory (what "
+            f"it allocated: heap, arenas, stacks) slope over {limit} MB/min and rising through each of the "
+            "window's four quarters (median above the one before)",
             "growth_mb_per_minute": growth,
+            "uss_growth_mb_per_minute": uss_growth,
             "rising_through_the_soak": {k: v for k, v in steady.items() if k != LOAD_GENERATOR},
             "growing_without_bound": growing,
             "tree_growth_mb_per_minute": tree_growth,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench.processes import MemorySampler, _steady_growth
+from bench.processes import MemorySampler, _steady_growth, process_memory
 
 psutil = pytest.importorskip("psutil")
 
@@ -90,6 +90,36 @@ def test_a_process_touching_more_of_a_shared_pool_is_not_counted_as_growing():
         assert not steady
     finally:
         parent.kill()
+
+
+FIRST_TOUCH = """
+import mmap, time
+pool = mmap.mmap(-1, 64 * 2**20)  # shared and anonymous, as PostgreSQL's shared_buffers
+print(flush=True)
+# The first backend to use more and more of the pool: no other process maps these pages yet.
+for start in range(0, len(pool), 2**20):
+    pool[start : start + 2**20] = b"y" * 2**20
+    time.sleep(0.05)
+time.sleep(60)
+"""
+
+
+def test_the_first_process_to_touch_pages_of_a_shared_pool_is_not_counted_as_growing():
+    process = subprocess.Popen([sys.executable, "-c", FIRST_TOUCH], stdout=subprocess.PIPE, text=True)
+    try:
+        process.stdout.readline()
+        sampler, start, end = sampled("pool", process.pid)
+        # Its USS rose by every page it touched (only it maps them), and steadily...
+        uss_slope, _pid, uss_steady = sampler.process_growth_mb_per_minute("pool", start, end, uss=True)
+        assert uss_slope > 300
+        assert uss_steady
+        assert process_memory(psutil.Process(process.pid)).uss > 40
+        # ...but the pool is a shared mapping of fixed size, not memory the process allocated.
+        slope, _pid, steady = sampler.process_growth_mb_per_minute("pool", start, end)
+        assert slope < 60
+        assert not steady
+    finally:
+        process.kill()
 
 
 def test_one_allocation_is_told_from_growth_that_goes_on():
