@@ -21,6 +21,7 @@ from tests.kernel.test_rows import (  # noqa: F401 (collected here too, against 
     test_a_versioned_update_moves_the_version_and_refuses_a_stale_copy,
     test_an_inserted_instance_is_stored_with_its_defaults_and_a_second_insert_is_refused,
     test_held_rows_are_written_together_when_the_block_ends,
+    test_held_rows_of_every_column_type_come_back_as_written,
     test_no_row_is_none,
 )
 
@@ -41,3 +42,25 @@ def test_a_read_repeated_past_the_prepare_threshold_still_reads_each_row():
         saga = sagas[round_ % len(sagas)]
         got = row_get(SagaInstance, "processor", saga_type=SagaType.ORDER, aggregate_id=saga.aggregate_id)
         assert (got.saga_id, got.payload) == (saga.saga_id, saga.payload)
+
+
+def test_a_consumer_connection_keeps_one_prepared_insert_per_table_whatever_its_polls_hold():
+    """Polls of 2 to 40 events, each size past the prepare threshold: the connection's backend holds
+    one prepared multi-row INSERT of the markers, not one per poll size (each is server memory)."""
+    import uuid
+
+    from django.db import transaction
+
+    from brokage.db import inserts_held
+    from tests.kernel.test_rows import a_marker
+
+    threshold = settings.DATABASES["processor"]["OPTIONS"]["prepare_threshold"]
+    for size in range(2, 41):
+        for _ in range(threshold + 1):
+            with transaction.atomic(using="processor"), inserts_held("processor"):
+                for _event in range(size):
+                    a_marker(uuid.uuid4(), hold=True)
+    with connections["processor"].cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["%INSERT INTO%processed%"])
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert 1 <= len(prepared) <= 2, prepared  # the one-row INSERT and the multi-row one

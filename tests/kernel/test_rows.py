@@ -20,7 +20,7 @@ from brokage.db import (
     row_update,
     versioned_update,
 )
-from processor.models import ProcessedEvent, SagaInstance, SagaState, SagaType
+from processor.models import OutboxEvent, ProcessedEvent, SagaInstance, SagaState, SagaType
 
 
 def a_saga(**changes) -> SagaInstance:
@@ -167,3 +167,39 @@ def test_a_held_row_outside_a_held_block_is_written_at_once():
         assert a_marker(event_id, hold=True)
         assert set(markers(event_id)) == {event_id}
         assert a_marker(event_id, hold=True) is False  # and a collision is told as before
+
+
+def test_held_rows_of_every_column_type_come_back_as_written():
+    """A poll's held outbox rows and markers (text, JSON with and without a value, times, NULLs) are
+    stored exactly as one-at-a-time writes store them, whatever the number of rows."""
+    now = timezone.now()
+    events = [
+        {
+            "aggregate_type": "Order",
+            "aggregate_id": str(n),
+            "event_type": "AssetReserved",
+            "payload": {"size": "0.00000001", "n": n, "nested": [None, "x"]},
+            "created_at": now - timedelta(seconds=n),
+        }
+        for n in range(7)
+    ]
+    markers_written = [uuid.uuid4() for _ in range(7)]
+    with transaction.atomic(using="processor"), inserts_held("processor"):
+        for values in events:
+            assert row_insert(OutboxEvent, "processor", values, hold=True)
+        for n, event_id in enumerate(markers_written):
+            values = {"event_id": event_id, "event_type": "OrderCreated", "result": None if n % 2 else {"n": n}}
+            assert row_insert(ProcessedEvent, "processor", values, skip_conflict_on="event_id", hold=True)
+    stored = OutboxEvent.objects.using("processor").filter(aggregate_id__in=[e["aggregate_id"] for e in events])
+    by_id = {row.aggregate_id: row for row in stored if row.created_at in {e["created_at"] for e in events}}
+    for values in events:
+        row = by_id[values["aggregate_id"]]
+        assert (row.event_type, row.payload, row.created_at) == (
+            values["event_type"],
+            values["payload"],
+            values["created_at"],
+        )
+        assert (row.published_at, row.retry_count, row.status, row.last_error) == (None, 0, "PENDING", "")
+    assert markers(*markers_written) == {
+        event_id: None if n % 2 else {"n": n} for n, event_id in enumerate(markers_written)
+    }
