@@ -7,6 +7,8 @@ audit trail too) has caught up, and divides each process tree's CPU time (user +
 `/proc`) by the orders placed. With `--threads`, the CPU of each thread name inside the system's
 processes too (librdkafka's threads, granian's runtime, the Python threads). With `--py-spy NAME`,
 a `py-spy record --gil` of that process during the load (folded stacks in `bench/out/cpu/profile-NAME.txt`).
+With `--lag`, every 5 s during the load, how many messages each consumer group has not handled yet
+(from its committed offsets, which trail by up to half a second of messages): where a queue builds.
 
 Every confirmed order keeps a reservation for 15 minutes, and its release is a saga step with its
 events: a round started within 15 minutes of an earlier run measures those releases too.
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import glob
 import os
+import threading
 import time
 
 import psutil
@@ -28,6 +31,7 @@ from bench.run import (
     ALL_CONTEXTS,
     bench_env,
     bulk_clients,
+    consumer_lag,
     parse_args,
     setup_django,
     steady_rate,
@@ -84,11 +88,25 @@ def snapshot(group: ProcessGroup, *, threads: bool) -> dict[str, float]:
     return seconds
 
 
+def print_lag(stop: threading.Event, every: float = 5.0) -> None:
+    """Each consumer group's unhandled messages, every `every` seconds until `stop`."""
+    started = time.monotonic()
+    while not stop.wait(every):
+        lag = consumer_lag(ALL_CONTEXTS)
+        print(f"  {time.monotonic() - started:4.0f}s lag " + " ".join(f"{k}={v}" for k, v in lag.items()), flush=True)
+
+
 def measure_round(args, group: ProcessGroup, base_url: str, clients: list) -> None:
     before = snapshot(group, threads=args.threads)
     watched = {name: pid for name, pid in group.pids().items() if name in args.py_spy}
     spies = profile.start(watched, seconds=int(args.seconds), out=OUT / "cpu", gil=True)
-    placed = steady_rate(base_url, clients, args.rate, args.seconds)
+    stop_lag = threading.Event()
+    if args.lag:
+        threading.Thread(target=print_lag, args=(stop_lag,), daemon=True).start()
+    try:
+        placed = steady_rate(base_url, clients, args.rate, args.seconds)
+    finally:
+        stop_lag.set()
     for _name, spy, _path in spies:
         spy.wait()
     wait_no_backlog(contexts=ALL_CONTEXTS)
@@ -126,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--py-spy", action="append", default=[], metavar="NAME", help="py-spy --gil this process (e.g. consume-orders)"
     )
+    parser.add_argument("--lag", action="store_true", help="print each consumer group's lag every 5 s of the load")
     args = parser.parse_args(argv)
     bench_args = parse_args([])
     env = bench_env(bench_args)
