@@ -61,6 +61,8 @@ def test_a_consumer_connection_keeps_one_prepared_insert_per_table_whatever_its_
                 for _event in range(size):
                     a_marker(uuid.uuid4(), hold=True)
     with connections["processor"].cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["%INSERT INTO%processed%"])
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["%INSERT INTO%processed%"]
+        )
         prepared = [row[0] for row in cursor.fetchall()]
     assert 1 <= len(prepared) <= 2, prepared  # the one-row INSERT and the multi-row one
