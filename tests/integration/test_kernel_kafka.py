@@ -81,6 +81,25 @@ def test_relay_publishes_to_kafka_and_another_context_receives_it(orders_consume
     wait_until(lambda: orders_replica().objects.filter(customer_id=customer.pk).exists(), message="orders replica")
 
 
+def test_a_message_that_finds_its_database_connection_cut_is_handled_on_a_new_one(orders_consumer):
+    before = make_customer("kafka-before-cut")
+    wait_until(lambda: orders_replica().objects.filter(customer_id=before.pk).exists(), message="first replica")
+    # PostgreSQL drops the consumer's session (a restart or a failover would): its next message,
+    # alone in its poll, fails on the dead connection. The handler's transaction cannot roll back
+    # there, so Django closes that connection, and the retry connects anew.
+    with connections["orders"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    after = make_customer("kafka-after-cut")
+    wait_until(
+        lambda: orders_replica().objects.filter(customer_id=after.pk).exists(),
+        timeout=30,
+        message="the replica written on a new connection, not the message dead-lettered",
+    )
+
+
 @override_settings(CELERY_TASK_ALWAYS_EAGER=False, OUTBOX_RELAY_MODE="thread")
 def test_the_relay_thread_publishes_a_commit_without_any_worker(orders_consumer):
     customer = make_customer("kafka-thread")  # the dev and prod profiles' wiring: a relay thread in this process
