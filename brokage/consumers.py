@@ -349,9 +349,11 @@ class KafkaConsumerRunner:
         """When the broker answers a fetch: as soon as a message arrives (linger 0; `fetch.wait.max.ms`
         then only bounds how often an idle consumer asks again, and every idle fetch costs the broker
         CPU), or once `linger_ms` passed or a megabyte is waiting, so a lagging-tolerant consumer gets
-        one batch per linger instead of one fetch per message."""
+        one batch per linger instead of one fetch per message. An idle saga consumer asks twice a
+        second: at ten a second (100 ms) the bench's idle system cost the broker 5 % of a core, at
+        two 2.8 %, with the same latency at 20 orders/s (p50 38-43 against 39-45 ms)."""
         if linger_ms <= 0:
-            return {"fetch.wait.max.ms": 100}
+            return {"fetch.wait.max.ms": 500}
         return {"fetch.wait.max.ms": linger_ms, "fetch.min.bytes": 1_000_000}
 
     def poll_once(self, timeout: float = 0.2) -> int:
