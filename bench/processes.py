@@ -266,32 +266,29 @@ class ProcessMemory:
 
 
 _ROLLUP_FIELDS = {"Rss:", "Pss:", "Private_Clean:", "Private_Dirty:", "Anonymous:"}
+_HAS_ROLLUP = os.path.exists("/proc/self/smaps_rollup")  # Linux 4.14+
 
 
 def process_memory(process: psutil.Process) -> ProcessMemory | None:
-    """RSS, PSS, USS and anonymous memory of a process, from `/proc/PID/smaps_rollup` (Linux 4.14+;
-    one read, where psutil's USS reads every mapping); None when it is gone. Elsewhere psutil's
+    """RSS, PSS, USS and anonymous memory of a process, from `/proc/PID/smaps_rollup` (one read,
+    where psutil's USS reads every mapping); None when it is gone. Without the rollup, psutil's
     figures, with USS standing in for the anonymous memory."""
+    if not _HAS_ROLLUP:
+        return _psutil_memory(process)
+    kb = {}
     try:
         with open(f"/proc/{process.pid}/smaps_rollup") as rollup:
-            kb = {}
             for line in rollup:
                 key, _, rest = line.partition(" ")
                 if key in _ROLLUP_FIELDS:
                     kb[key] = int(rest.split()[0])
-    except FileNotFoundError:
-        if not os.path.exists("/proc/self/smaps_rollup"):
-            return _psutil_memory(process)
-        return None  # the process ended
-    except (ProcessLookupError, PermissionError):
+    except OSError:  # the process ended (or is not ours to read)
         return None
-    if "Anonymous:" not in kb:
-        return _psutil_memory(process)
     return ProcessMemory(
         rss=kb.get("Rss:", 0) / 1024,
         pss=kb.get("Pss:", 0) / 1024,
         uss=(kb.get("Private_Clean:", 0) + kb.get("Private_Dirty:", 0)) / 1024,
-        anonymous=kb["Anonymous:"] / 1024,
+        anonymous=kb.get("Anonymous:", 0) / 1024,
     )
 
 

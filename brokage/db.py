@@ -64,15 +64,20 @@ def retry_on_conflict(operation: Callable[[], T], *, attempts: int = 8) -> T:
 # convert values the way the ORM does (`get_db_prep_*` going in, the field's converters coming out).
 
 
-@functools.cache
-def _row_insert_sql(model: type[models.Model], alias: str, conflict: str | None, rows: int = 1) -> str:
+def _insert_sql(model: type[models.Model], alias: str, conflict: str | None, rows_sql: str) -> str:
+    """`INSERT INTO table (every column) <rows_sql>`, skipping rows that collide on `conflict`."""
     quote = connections[alias].ops.quote_name
-    columns = [quote(field.column) for field in model._meta.concrete_fields]
-    placeholders = ", ".join([f"({', '.join(['%s'] * len(columns))})"] * rows)
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) VALUES {placeholders}"  # noqa: S608
+    columns = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {rows_sql}"
     if conflict is not None:
         sql += f" ON CONFLICT ({quote(model._meta.get_field(conflict).column)}) DO NOTHING"
     return sql
+
+
+@functools.cache
+def _row_insert_sql(model: type[models.Model], alias: str, conflict: str | None, rows: int = 1) -> str:
+    row = f"({', '.join(['%s'] * len(model._meta.concrete_fields))})"
+    return _insert_sql(model, alias, conflict, "VALUES " + ", ".join([row] * rows))
 
 
 def row_insert(
@@ -163,14 +168,8 @@ def _rows_insert_sql(model: type[models.Model], alias: str, conflict: str | None
     the bench's 5-minute soak (one more statement on the Python side each time as well). This one
     is a single statement, prepared once."""
     connection = connections[alias]
-    quote = connection.ops.quote_name
-    fields = model._meta.concrete_fields
-    columns = ", ".join(quote(field.column) for field in fields)
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
-    if conflict is not None:
-        sql += f" ON CONFLICT ({quote(model._meta.get_field(conflict).column)}) DO NOTHING"
-    return sql
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in model._meta.concrete_fields)
+    return _insert_sql(model, alias, conflict, f"SELECT * FROM unnest({arrays})")  # noqa: S608
 
 
 def _held_rows_write(alias: str) -> None:

@@ -1,4 +1,4 @@
-"""The WSGI application for production servers (granian in the bench and the dev Procfile).
+"""The WSGI application (`WSGI_APPLICATION`), for a production WSGI server such as granian (the bench's).
 
 Django hands a server its `HttpResponse` to iterate. granian sends a list's bytes in one call, but
 iterates anything else chunk by chunk from Rust, back into Python for every chunk: under 32 clients

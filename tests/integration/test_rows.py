@@ -2,13 +2,16 @@
 parameters on the server and prepare a statement after DB_PREPARE_THRESHOLD runs: the checks of
 `tests/kernel/test_rows.py`, and the same read past the threshold."""
 
+import uuid
+
 import pytest
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 
-from brokage.db import row_get
+from brokage.db import inserts_held, row_get
 from processor.models import SagaInstance, SagaType
 from tests.kernel.test_rows import (  # noqa: F401 (collected here too, against PostgreSQL)
+    a_marker,
     a_saga,
     test_a_decimal_comes_back_exact,
     test_a_held_row_of_a_rolled_back_savepoint_is_not_written,
@@ -47,13 +50,6 @@ def test_a_read_repeated_past_the_prepare_threshold_still_reads_each_row():
 def test_a_consumer_connection_keeps_one_prepared_insert_per_table_whatever_its_polls_hold():
     """Polls of 2 to 40 events, each size past the prepare threshold: the connection's backend holds
     one prepared multi-row INSERT of the markers, not one per poll size (each is server memory)."""
-    import uuid
-
-    from django.db import transaction
-
-    from brokage.db import inserts_held
-    from tests.kernel.test_rows import a_marker
-
     threshold = settings.DATABASES["processor"]["OPTIONS"]["prepare_threshold"]
     for size in range(2, 41):
         for _ in range(threshold + 1):
