@@ -277,17 +277,16 @@ def explain_listing(customer_id: int, start: date, end: date) -> dict:
     from django.db import connections
 
     from brokage.auth import Principal, Role
-    from orders.selectors import order_list
+    from brokage.db import rows_query
+    from orders.models import Order
+    from orders.selectors import NEWEST_FIRST, order_list
 
     orders = order_list(actor=Principal(customer_id, Role.CUSTOMER), customer_id=customer_id, start=start, end=end)
-    page_sql, params = orders[:50].query.sql_with_params()
-    count_sql, count_params = orders.order_by().query.sql_with_params()
+    page = rows_query(Order, "orders", orders.conditions, order_by=NEWEST_FIRST, limit=50, offset=0)
+    count = rows_query(Order, "orders", orders.conditions, count=True)
     plans = {}
     with connections["orders"].cursor() as cursor:
-        for name, sql, sql_params in (
-            ("page", page_sql, params),
-            ("count", f"SELECT COUNT(*) FROM ({count_sql}) AS listing", count_params),  # noqa: S608
-        ):
+        for name, (sql, sql_params) in (("page", page), ("count", count)):
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_params)
             plans[name] = "\n".join(row[0] for row in cursor.fetchall())
     return plans

@@ -1,5 +1,6 @@
-"""Optimistic locking for every versioned table (orders, assets), and one-row statements (INSERT,
-SELECT by a unique key, UPDATE of named columns) for the rows every order touches.
+"""Optimistic locking for every versioned table (orders, assets), one-row statements (INSERT,
+SELECT by a unique key, UPDATE of named columns) for the rows every order touches, and pages of
+rows for the busiest listing, each statement written once per shape instead of per call.
 
 An update is `UPDATE ... SET version = version + 1 WHERE id = ? AND version = ?`; zero rows means
 someone else changed the row first. The caller re-reads and retries a bounded number of times;
@@ -212,23 +213,46 @@ def instance_insert(instance: models.Model, alias: str) -> None:
 
 
 @functools.cache
-def _row_select(model: type[models.Model], alias: str, names: tuple[str, ...], for_update: bool) -> tuple:
+def _converters(model: type[models.Model], alias: str) -> list[tuple]:
+    """(column index, column, converters) of each of `model`'s concrete fields the database needs
+    converted on the way out (SQLite's decimals, UUIDs and date-times; nothing on PostgreSQL)."""
     connection = connections[alias]
-    quote = connection.ops.quote_name
     table = model._meta.db_table
-    fields = model._meta.concrete_fields
-    conditions = " AND ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
-    sql = f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(table)} WHERE {conditions} LIMIT 1"  # noqa: S608
-    if for_update and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
     converters = []
-    for index, field in enumerate(fields):
+    for index, field in enumerate(model._meta.concrete_fields):
         column = field.get_col(table)
         found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
         if found:
             converters.append((index, column, found))
-    where_fields = [model._meta.get_field(name) for name in names]
-    return sql, [field.attname for field in fields], converters, where_fields
+    return converters
+
+
+def _instances(model: type[T], alias: str, rows: list[tuple]) -> list[T]:
+    """Model instances of rows read in the order of `model`'s concrete fields."""
+    connection = connections[alias]
+    converters = _converters(model, alias)
+    attnames = [field.attname for field in model._meta.concrete_fields]
+    instances = []
+    for row in rows:
+        values = list(row)
+        for index, column, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], column, connection)
+        instances.append(model.from_db(alias, attnames, values))
+    return instances
+
+
+@functools.cache
+def _row_select(model: type[models.Model], alias: str, names: tuple[str, ...], for_update: bool) -> tuple:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = model._meta.concrete_fields
+    conditions = " AND ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
+    columns = ", ".join(quote(field.column) for field in fields)
+    sql = f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {conditions} LIMIT 1"  # noqa: S608
+    if for_update and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return sql, [model._meta.get_field(name) for name in names]
 
 
 def row_get(model: type[T], alias: str, *, for_update: bool = False, **where) -> T | None:
@@ -236,20 +260,116 @@ def row_get(model: type[T], alias: str, *, for_update: bool = False, **where) ->
     particular order), or None; `for_update` locks it (`SELECT … FOR UPDATE` where the database has it).
     """
     connection = connections[alias]
-    sql, attnames, converters, where_fields = _row_select(model, alias, tuple(where), for_update)
+    sql, where_fields = _row_select(model, alias, tuple(where), for_update)
     params = [
         field.get_db_prep_value(value, connection) for field, value in zip(where_fields, where.values(), strict=True)
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    values = list(row)
-    for index, column, functions in converters:
-        for convert in functions:
-            values[index] = convert(values[index], column, connection)
-    return model.from_db(alias, attnames, values)
+    return None if row is None else _instances(model, alias, [row])[0]
+
+
+# --- Pages of rows, for the busiest listing ------------------------------------------------------------
+
+_LOOKUP_SQL = {"exact": "= %s", "gt": "> %s", "gte": ">= %s", "lt": "< %s", "lte": "<= %s"}
+
+
+@functools.lru_cache(maxsize=256)
+def _rows_sql(
+    model: type[models.Model], alias: str, shape: tuple, order_by: tuple[str, ...], limited: bool, count: bool
+) -> str:
+    """The statement of a filter's shape ((field, lookup, how many values an `in` has) each)."""
+    quote = connections[alias].ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(model._meta.get_field(name).column)
+
+    clauses = []
+    for name, lookup, many in shape:
+        if lookup == "in":
+            clauses.append(f"{column(name)} IN ({', '.join(['%s'] * many)})")
+        elif lookup in _LOOKUP_SQL:
+            clauses.append(f"{column(name)} {_LOOKUP_SQL[lookup]}")
+        else:
+            raise ValueError(f"rows_query does not know the lookup {lookup!r}")
+    selected = "COUNT(*)" if count else ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    sql = f"SELECT {selected} FROM {quote(model._meta.db_table)}"  # noqa: S608
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    if order_by and not count:
+        sql += " ORDER BY " + ", ".join(
+            f"{column(name.lstrip('-'))}{' DESC' if name.startswith('-') else ''}" for name in order_by
+        )
+    if limited and not count:
+        sql += " LIMIT %s OFFSET %s"
+    return sql
+
+
+def rows_query(
+    model: type[models.Model],
+    alias: str,
+    where: dict[str, object],
+    *,
+    order_by: tuple[str, ...] = (),
+    limit: int | None = None,
+    offset: int = 0,
+    count: bool = False,
+) -> tuple[str, list] | None:
+    """The SQL and parameters of the rows of `model` matching `where`, or of their number (`count`);
+    None when an empty `in` list means no row can match.
+
+    `where` takes Django lookups (`customer_id`, `created_at__gte`, `status__in`; exact, in, gt, gte,
+    lt, lte), `order_by` field names with `-` for descending; values are prepared as the ORM prepares
+    them. The statement is written once per shape (which lookups, how many values each `in` has), and
+    LIMIT and OFFSET are parameters, so on PostgreSQL every page of a listing is one prepared statement.
+    """
+    connection = connections[alias]
+    shape, params = [], []
+    for key, value in where.items():
+        name, _, lookup = key.partition("__")
+        lookup = lookup or "exact"
+        field = model._meta.get_field(name)
+        if lookup == "in":
+            items = [field.get_db_prep_value(item, connection) for item in value]
+            if not items:
+                return None
+            params.extend(items)
+            shape.append((name, lookup, len(items)))
+        else:
+            params.append(field.get_db_prep_value(value, connection))
+            shape.append((name, lookup, 0))
+    if limit is None and offset:
+        limit = connection.ops.no_limit_value()  # NULL on PostgreSQL, -1 on SQLite: from `offset` on
+        limited = True
+    else:
+        limited = limit is not None
+    sql = _rows_sql(model, alias, tuple(shape), tuple(order_by), limited, count)
+    if limited and not count:
+        params += [limit, offset]
+    return sql, params
+
+
+def rows_select(model: type[T], alias: str, where: dict[str, object], **options) -> list[T]:
+    """The rows of `model` matching `where` as instances (see `rows_query` for `where` and `options`):
+    what the queryset `filter(**where).order_by(*order_by)[offset:offset + limit]` gives, without
+    building and compiling that queryset on every call."""
+    query = rows_query(model, alias, where, **options)
+    if query is None:
+        return []
+    with connections[alias].cursor() as cursor:
+        cursor.execute(*query)
+        return _instances(model, alias, cursor.fetchall())
+
+
+def rows_count(model: type[models.Model], alias: str, where: dict[str, object]) -> int:
+    """How many rows of `model` match `where` (see `rows_query`)."""
+    query = rows_query(model, alias, where, count=True)
+    if query is None:
+        return 0
+    with connections[alias].cursor() as cursor:
+        cursor.execute(*query)
+        return cursor.fetchone()[0]
 
 
 @functools.cache
