@@ -28,6 +28,9 @@ from bench.processes import OUT, ROOT, MemorySampler, ProcessGroup, peak_rss_of_
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 LOAD_GENERATOR = "bench (load generator)"
+# Memory is sampled every second (RSS, for the peaks) and its detail (the rollup of each process, for
+# the soak's growth series) every DETAIL_EVERY seconds: 60 points over the 5-minute soak.
+DETAIL_EVERY = 5
 ARCHIVE_DATABASE = "brokage_bench_archive"
 TARGETS = {
     "placement_ratio": 0.15,
@@ -381,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [],
     }
     group = ProcessGroup(env)
-    sampler = MemorySampler(tick=group.revive)
+    sampler = MemorySampler(tick=group.revive, detail_every=DETAIL_EVERY)
     group.on_restart = lambda name, pid: (sampler.watch(name, pid), say(f"WARNING: {name} exited; restarted"))
 
     def on_signal(signum, _frame):

@@ -23,9 +23,11 @@ time.sleep(60)
 """
 
 
-def sampled(name: str, pid: int, seconds: float = 3.5) -> tuple[MemorySampler, float, float]:
+def sampled(
+    name: str, pid: int, seconds: float = 3.5, *, detail_every: int = 1
+) -> tuple[MemorySampler, float, float]:
     """A sampler that watched the tree of `pid` every 0.1 s for `seconds`, and that window."""
-    sampler = MemorySampler(interval=0.1)
+    sampler = MemorySampler(interval=0.1, detail_every=detail_every)
     sampler.watch(name, pid)
     start = time.time()
     while time.time() - start < seconds:
@@ -130,3 +132,23 @@ def test_one_allocation_is_told_from_growth_that_goes_on():
     assert _steady_growth(leak)
     assert not _steady_growth(step)
     assert not _steady_growth(flat)
+
+
+def test_peaks_are_sampled_every_time_and_the_detail_every_few_samples():
+    """The bench samples RSS every second and the costly rollup every fifth: the peak of a process
+    that grew is still seen, and the growth series has one point per fifth sample."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        grows, idle = (int(pid) for pid in parent.stdout.readline().split())
+        sampler, start, end = sampled("tree", parent.pid, seconds=4.0, detail_every=5)
+        samples = sampler._samples
+        points = sampler.process_series[("tree", idle)]
+        assert samples >= 25 and len(points) == -(-samples // 5)
+        largest = psutil.Process(grows).memory_info().rss / 2**20
+        assert largest > 40 and sampler.peak_single["tree"] > 0.8 * largest  # the grower's latest size
+        slope, pid, steady = sampler.process_growth_mb_per_minute("tree", start, end)
+        assert pid == grows and slope > 1000 and steady
+    finally:
+        parent.kill()
+        for pid in (grows, idle):
+            subprocess.run(["kill", str(pid)], check=False)
