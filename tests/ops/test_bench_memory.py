@@ -23,9 +23,7 @@ time.sleep(60)
 """
 
 
-def sampled(
-    name: str, pid: int, seconds: float = 3.5, *, detail_every: int = 1
-) -> tuple[MemorySampler, float, float]:
+def sampled(name: str, pid: int, seconds: float = 3.5, *, detail_every: int = 1) -> tuple[MemorySampler, float, float]:
     """A sampler that watched the tree of `pid` every 0.1 s for `seconds`, and that window."""
     sampler = MemorySampler(interval=0.1, detail_every=detail_every)
     sampler.watch(name, pid)
