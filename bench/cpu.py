@@ -26,7 +26,7 @@ import time
 import psutil
 
 from bench import profile
-from bench.processes import OUT, ProcessGroup, process_tree, service_pids
+from bench.processes import OUT, ProcessGroup, process_trees, service_pids
 from bench.run import (
     ALL_CONTEXTS,
     bench_env,
@@ -45,10 +45,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and all its descendants (0 if it is gone)."""
-    try:
-        processes = process_tree(psutil.Process(pid))
-    except psutil.Error:
-        return 0.0
+    processes = process_trees({"tree": (pid, True)}).get("tree", [])
     total = 0.0
     for process in processes:
         try:
@@ -62,11 +59,7 @@ def tree_cpu_seconds(pid: int) -> float:
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
     """CPU of a process tree by thread name (`/proc/<pid>/task/<tid>/comm`), summed over the tree."""
     by_name: dict[str, float] = {}
-    try:
-        processes = process_tree(psutil.Process(pid))
-    except psutil.Error:
-        return by_name
-    for process in processes:
+    for process in process_trees({"tree": (pid, True)}).get("tree", []):
         for task in glob.glob(f"/proc/{process.pid}/task/*"):
             try:
                 with open(f"{task}/comm") as comm, open(f"{task}/stat") as stat:

@@ -142,11 +142,6 @@ class ProcessGroup:
         self.started.clear()
 
 
-def process_tree(process: psutil.Process) -> list[psutil.Process]:
-    """A process and all its descendants (raises psutil.Error if it is gone)."""
-    return [process, *process.children(recursive=True)]
-
-
 def process_trees(roots: dict[str, tuple[int, bool]]) -> dict[str, list[psutil.Process]]:
     """For each name, its root process and (when its flag says whole tree) all the root's
     descendants, from one scan of the process table (psutil's `children` scans it once per call);
@@ -239,11 +234,11 @@ class MemorySampler(threading.Thread):
         for name, tree in self._trees.items():
             rss, pss = [], []
             for proc in tree:
+                memory = process_memory(proc) if detailed else None
                 try:
-                    rss.append(proc.memory_info().rss / 2**20)
+                    rss.append(memory.rss if memory else proc.memory_info().rss / 2**20)
                 except psutil.Error:  # it ended since the scan
                     continue
-                memory = process_memory(proc) if detailed else None
                 if memory is None:
                     continue
                 pss.append(memory.pss)
@@ -373,13 +368,13 @@ def peak_rss_of_command(argv: list[str], *, env: dict[str, str], cwd: Path, log_
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         peak = 0.0
         try:
-            ps = psutil.Process(process.pid)
-            while process.poll() is None:
-                try:
-                    tree = process_tree(ps)
+            for tick in itertools.count():
+                if process.poll() is not None:
+                    break
+                if tick % 10 == 0:  # a scan of the process table costs ~10 ms; RSS is a counter
+                    tree = process_trees({"command": (process.pid, True)}).get("command", [])
+                with contextlib.suppress(psutil.Error):  # a process of the tree ended meanwhile
                     peak = max(peak, sum(p.memory_info().rss for p in tree) / 2**20)
-                except psutil.Error:
-                    pass
                 time.sleep(interval)
         finally:
             if process.poll() is None:

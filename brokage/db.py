@@ -242,36 +242,6 @@ def _instances(model: type[T], alias: str, rows: list[tuple]) -> list[T]:
     return instances
 
 
-@functools.cache
-def _row_select(model: type[models.Model], alias: str, names: tuple[str, ...], for_update: bool) -> tuple:
-    connection = connections[alias]
-    quote = connection.ops.quote_name
-    fields = model._meta.concrete_fields
-    conditions = " AND ".join(f"{quote(model._meta.get_field(name).column)} = %s" for name in names)
-    columns = ", ".join(quote(field.column) for field in fields)
-    sql = f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {conditions} LIMIT 1"  # noqa: S608
-    if for_update and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    return sql, [model._meta.get_field(name) for name in names]
-
-
-def row_get(model: type[T], alias: str, *, for_update: bool = False, **where) -> T | None:
-    """The row of `model` whose fields equal `where` (a unique key: the first row otherwise, in no
-    particular order), or None; `for_update` locks it (`SELECT … FOR UPDATE` where the database has it).
-    """
-    connection = connections[alias]
-    sql, where_fields = _row_select(model, alias, tuple(where), for_update)
-    params = [
-        field.get_db_prep_value(value, connection) for field, value in zip(where_fields, where.values(), strict=True)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else _instances(model, alias, [row])[0]
-
-
-# --- Pages of rows, for the busiest listing ------------------------------------------------------------
-
 _LOOKUP_SQL = {"exact": "= %s", "gt": "> %s", "gte": ">= %s", "lt": "< %s", "lte": "<= %s"}
 
 
@@ -297,13 +267,39 @@ def _rows_sql(
     sql = f"SELECT {selected} FROM {quote(model._meta.db_table)}"  # noqa: S608
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
-    if order_by and not count:
+    if order_by:
         sql += " ORDER BY " + ", ".join(
             f"{column(name.lstrip('-'))}{' DESC' if name.startswith('-') else ''}" for name in order_by
         )
-    if limited and not count:
+    if limited:
         sql += " LIMIT %s OFFSET %s"
     return sql
+
+
+@functools.cache
+def _row_select(model: type[models.Model], alias: str, names: tuple[str, ...], for_update: bool) -> tuple:
+    sql = _rows_sql(model, alias, tuple((name, "exact", 0) for name in names), (), False, False) + " LIMIT 1"
+    if for_update and connections[alias].features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return sql, [model._meta.get_field(name) for name in names]
+
+
+def row_get(model: type[T], alias: str, *, for_update: bool = False, **where) -> T | None:
+    """The row of `model` whose fields equal `where` (a unique key: the first row otherwise, in no
+    particular order), or None; `for_update` locks it (`SELECT … FOR UPDATE` where the database has it).
+    """
+    connection = connections[alias]
+    sql, where_fields = _row_select(model, alias, tuple(where), for_update)
+    params = [
+        field.get_db_prep_value(value, connection) for field, value in zip(where_fields, where.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else _instances(model, alias, [row])[0]
+
+
+# --- Pages of rows, for the busiest listing ------------------------------------------------------------
 
 
 def rows_query(
@@ -339,15 +335,12 @@ def rows_query(
         else:
             params.append(field.get_db_prep_value(value, connection))
             shape.append((name, lookup, 0))
-    if limit is None and offset:
-        limit = connection.ops.no_limit_value()  # NULL on PostgreSQL, -1 on SQLite: from `offset` on
-        limited = True
-    else:
-        limited = limit is not None
-    sql = _rows_sql(model, alias, tuple(shape), tuple(order_by), limited, count)
-    if limited and not count:
-        params += [limit, offset]
-    return sql, params
+    if count:
+        return _rows_sql(model, alias, tuple(shape), (), False, True), params
+    limited = limit is not None or offset > 0
+    if limited:  # no limit: NULL on PostgreSQL, -1 on SQLite, from `offset` on
+        params += [connection.ops.no_limit_value() if limit is None else limit, offset]
+    return _rows_sql(model, alias, tuple(shape), tuple(order_by), limited, False), params
 
 
 def rows_select(model: type[T], alias: str, where: dict[str, object], **options) -> list[T]:
