@@ -89,6 +89,7 @@ def on_release_assets(event: dict) -> None:
             saga_id=payload["saga_id"],
             order_id=payload["order_id"],
             customer_id=payload["customer_id"],
+            expired=payload.get("reason") == "EXPIRED",
             trace=caused_by(event),
         )
         return _reservation_result(reservation)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -56,7 +55,6 @@ MONEY_LIMIT = Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES)
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_DECIMAL_PLACES)
 # Many sagas reserve against one TRY row at once; each lost race re-reads and tries again.
 CONFLICT_ATTEMPTS = 64
-DEFAULT_RESERVATION_TTL_SECONDS = 15 * 60
 
 NO_ASSET = "NO_ASSET"
 INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
@@ -100,10 +98,9 @@ def decimal_string(value: Decimal) -> str:
 
 
 def reservation_ttl() -> timedelta:
-    seconds = getattr(settings, "ASSETS_RESERVATION_TTL_SECONDS", None)
-    if seconds is None:
-        seconds = os.environ.get("BROKAGE_ASSETS_RESERVATION_TTL_SECONDS", DEFAULT_RESERVATION_TTL_SECONDS)
-    return timedelta(seconds=float(seconds))
+    """The deadline a reservation is made with (`expires_at`): by then its saga must have confirmed the
+    order, or the saga expires it (processor). Assets never gives a reservation back by itself."""
+    return timedelta(seconds=float(settings.RESERVATION_TTL_SECONDS))
 
 
 # --- The one way a balance changes --------------------------------------------------------------------
@@ -404,10 +401,16 @@ def _reservation_free(
 
 
 def reservation_release(
-    *, saga_id: str | None, order_id, customer_id: int | None = None, trace: dict | None = None
+    *,
+    saga_id: str | None,
+    order_id,
+    customer_id: int | None = None,
+    expired: bool = False,
+    trace: dict | None = None,
 ) -> AssetReservation | None:
     """Give an order's ACTIVE reservation back (RELEASED, usable restored, AssetReleased).
 
+    `expired`: the saga gave up on the order before confirming it; the reservation ends EXPIRED.
     Idempotent: a reservation already released, settled or expired, or none at all, is left alone.
     """
 
@@ -419,8 +422,8 @@ def reservation_release(
                 return reservation
             return _reservation_free(
                 reservation,
-                status=ReservationStatus.RELEASED,
-                reason="RELEASE",
+                status=ReservationStatus.EXPIRED if expired else ReservationStatus.RELEASED,
+                reason="EXPIRE" if expired else "RELEASE",
                 saga_id=None if saga_id is None else str(saga_id),
                 trace=trace,
             )
@@ -444,7 +447,8 @@ def reservation_settle(
     BUY: TRY size -= amount (its usable was held by the reservation); asset size and usable += size.
     SELL: asset size -= size (held likewise); TRY size and usable += amount. Missing rows are created.
     Idempotent: a settled reservation is left alone. A reservation that is gone (released or
-    expired) is not settled: there is nothing held to pay with.
+    expired) is not settled: there is nothing held to pay with. The saga asks for a settlement only
+    for a confirmed order, whose reservation nothing but a cancel or this settlement gives back.
     """
     size = positive_money(size, field="size")
     amount = positive_money(amount)
@@ -503,38 +507,6 @@ def reservation_settle(
             return reservation
 
     return retry_on_conflict(settle, attempts=CONFLICT_ATTEMPTS)
-
-
-def reservation_expire_stale(*, now: datetime | None = None, limit: int = 1000) -> int:
-    """The periodic sweep: ACTIVE reservations past `expires_at` -> EXPIRED, usable restored.
-
-    Each emits AssetReleased with a null saga_id, so the saga and the order can react. Returns
-    how many expired; one transaction per reservation, so a conflict costs only that one.
-    """
-    now = now or timezone.now()
-    stale = list(
-        AssetReservation.objects.using(ALIAS)
-        .filter(status=ReservationStatus.ACTIVE, expires_at__lte=now)
-        .order_by("expires_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    expired = 0
-    for pk in stale:
-
-        def expire(pk=pk) -> bool:
-            with transaction.atomic(using=ALIAS):
-                reservation = AssetReservation.objects.using(ALIAS).filter(pk=pk).first()
-                if reservation is None or reservation.status != ReservationStatus.ACTIVE:
-                    return False  # released or settled since the sweep started
-                _reservation_free(
-                    reservation, status=ReservationStatus.EXPIRED, reason="EXPIRE", saga_id=None, trace=None
-                )
-                return True
-
-        expired += retry_on_conflict(expire, attempts=CONFLICT_ATTEMPTS)
-    if expired:
-        logger.info("reservations expired", extra={"count": expired})
-    return expired
 
 
 # --- Read models of other contexts (fed by the customers context's events) ----------------------------

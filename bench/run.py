@@ -185,20 +185,6 @@ def consumer_lag(contexts: list[str]) -> dict[str, int]:
     return lags
 
 
-def reservations_expiring(minutes: int, *, made_before: datetime) -> int:
-    """ACTIVE reservations made before `made_before` (earlier activity, not this run's warm-up order)
-    that the expiry sweep will release during the next `minutes`."""
-    from django.apps import apps
-    from django.utils import timezone
-
-    reservation = apps.get_model("assets", "AssetReservation")
-    deadline = timezone.now() + timedelta(minutes=minutes)
-    due = reservation.objects.using("assets").filter(
-        status="ACTIVE", expires_at__lt=deadline, created_at__lt=made_before
-    )
-    return due.count()
-
-
 SAGA_CONTEXTS = ["orders", "processor", "assets"]
 
 
@@ -412,7 +398,6 @@ def main(argv: list[str] | None = None) -> int:
             results["seed"] = {"cached": False, "seconds": time.monotonic() - started, "seeded_orders": args.orders}
             say(f"seed: done in {results['seed']['seconds']:.0f}s")
 
-        system_started = datetime.now(UTC)
         say(f"starting {', '.join(ceiling_names())} ({base_url})")
         group.start()
         for name, pid in group.pids().items():
@@ -435,14 +420,6 @@ def main(argv: list[str] | None = None) -> int:
         ready_after = asyncio.run(wait_ready(base_url, clients))
         say(f"the saga is live (first ORDER_CONFIRMED after {ready_after:.1f}s)")
         results["backlog"] = wait_no_backlog()
-        due = reservations_expiring(minutes=15, made_before=system_started)
-        if due:
-            note = (
-                f"{due} reservations of earlier activity expire within 15 min: their releases (a saga step and "
-                "events each) will run alongside this run's load; a run on a fresh profile has none"
-            )
-            results["notes"].append(note)
-            say("WARNING: " + note)
 
         if "placement" not in args.skip:
             run_placement(args, base_url, clients, results, sampler)

@@ -215,6 +215,11 @@ OUTBOX_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_DELIVERY_
 OUTBOX_RELAY_MODE = os.environ.get("BROKAGE_OUTBOX_RELAY_MODE", "thread" if USES_REAL_SERVICES else "celery")
 # With relay threads, how long the beat leaves a fresh row to the thread of the process that wrote it.
 OUTBOX_RELAY_GRACE_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_RELAY_GRACE", "5"))
+# How long an order's saga may wait for its reservation before the order is rejected
+# (RESERVATION_EXPIRED). A confirmed order's reservation is held until it settles or is canceled.
+RESERVATION_TTL_SECONDS = float(
+    os.environ.get("BROKAGE_RESERVATION_TTL_SECONDS", os.environ.get("BROKAGE_ASSETS_RESERVATION_TTL_SECONDS", "900"))
+)
 # How often a consumer retries a failing handler before sending the message to `<topic>.dlq`.
 CONSUMER_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_CONSUMER_MAX_ATTEMPTS", "3"))
 # Consumers off the order path (the audit trail, notices) let the broker gather a batch for up to

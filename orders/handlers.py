@@ -52,6 +52,18 @@ def on_asset_reservation_failed(event: dict) -> None:
     )
 
 
+@handles("OrderExpired", context=CONTEXT)
+def on_order_expired(event: dict) -> None:
+    """The saga gave up before confirming the order (never after: a confirmed order does not expire)."""
+    handle_once(
+        ProcessedEvent,
+        event,
+        lambda: services.order_status_apply(
+            event=event, new_status=OrderStatus.REJECTED, rejection_reason=str(event["payload"]["reason"])[:255]
+        ),
+    )
+
+
 @handles("OrderConfirmed", context=CONTEXT)
 def on_order_confirmed(event: dict) -> None:
     handle_once(

@@ -255,8 +255,9 @@ def _order_transition(
                 return None
             if not transition_allowed(order.status, new_status):
                 if strict:
+                    why = f" ({order.rejection_reason})" if order.rejection_reason else ""
                     raise ConflictError(
-                        f"The order is {order.status}; it cannot become {new_status}.", status=order.status
+                        f"The order is {order.status}{why}; it cannot become {new_status}.", status=order.status
                     )
                 return None
             old_status = order.status

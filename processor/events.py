@@ -29,10 +29,22 @@ RESERVE_ASSETS = register_event(
     ),
 )
 
+# Why a reservation is given back: the order was canceled (RELEASE, the default), or its saga
+# expired before it was confirmed (EXPIRED: the reservation ends EXPIRED, its ledger movement EXPIRE).
+RELEASE_REASONS = ["RELEASE", "EXPIRED"]
+
 RELEASE_ASSETS = register_event(
     "ReleaseAssets",
     context=CONTEXT,
-    payload_schema=_schema({"saga_id": ID_STRING, "order_id": ID_STRING, "customer_id": CUSTOMER_ID}),
+    payload_schema={
+        "required": ["saga_id", "order_id", "customer_id"],
+        "properties": {
+            "saga_id": ID_STRING,
+            "order_id": ID_STRING,
+            "customer_id": CUSTOMER_ID,
+            "reason": {"type": "string", "enum": RELEASE_REASONS},
+        },
+    },
 )
 
 SETTLE_ASSETS = register_event(
@@ -75,6 +87,20 @@ ORDER_MATCH_REQUESTED = register_event(
             "order_id": ID_STRING,
             "customer_id": CUSTOMER_ID,
             "requested_by": {"type": ["integer", "null"]},
+        }
+    ),
+)
+
+# The saga gave up on an order that was never confirmed within the reservation TTL: orders rejects it.
+ORDER_EXPIRED = register_event(
+    "OrderExpired",
+    context=CONTEXT,
+    payload_schema=_schema(
+        {
+            "saga_id": ID_STRING,
+            "order_id": ID_STRING,
+            "customer_id": CUSTOMER_ID,
+            "reason": {"type": "string", "enum": ["RESERVATION_EXPIRED"]},
         }
     ),
 )

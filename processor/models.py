@@ -40,6 +40,9 @@ class SagaState(models.TextChoices):
     COMPENSATED = "COMPENSATED"
     FAILED = "FAILED"  # the reservation was refused; nothing to undo
     CANCELED = "CANCELED"  # canceled before the saga started; nothing was reserved
+    # Not confirmed within the reservation TTL: the order is rejected (RESERVATION_EXPIRED); a
+    # reservation that lands afterwards is released (COMPENSATING, then COMPENSATED).
+    EXPIRED = "EXPIRED"
     STUCK = "STUCK"  # retries exhausted; an admin has to look
 
 
@@ -50,9 +53,14 @@ TERMINAL_STATES = frozenset(
         SagaState.COMPENSATED,
         SagaState.FAILED,
         SagaState.CANCELED,
+        SagaState.EXPIRED,
         SagaState.STUCK,
     }
 )
+# States a saga may expire from: it never heard whether its reservation was made. A CONFIRMED saga
+# (and so an ORDER_CONFIRMED order) never expires: its reservation is held until it settles or is
+# canceled, so a confirmed order can always be matched.
+EXPIRABLE_STATES = frozenset({SagaState.RESERVING})
 # States that wait for an answer to a command the saga sent; the stuck-saga sweep re-sends it.
 AWAITING_REPLY_STATES = frozenset(
     {

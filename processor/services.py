@@ -30,6 +30,7 @@ from brokage.relay import relay_wake
 from processor.models import (
     AWAITING_REPLY_STATES,
     DEFAULT_TIER,
+    EXPIRABLE_STATES,
     CustomerReplica,
     MatchingQueueEntry,
     OutboxEvent,
@@ -118,7 +119,7 @@ def _command(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict 
     }
 
 
-def _release_command(saga: SagaInstance, cause: dict | None) -> None:
+def _release_command(saga: SagaInstance, cause: dict | None, *, reason: str = "RELEASE") -> None:
     _command(
         "ReleaseAssets",
         saga=saga,
@@ -126,6 +127,7 @@ def _release_command(saga: SagaInstance, cause: dict | None) -> None:
             "saga_id": str(saga.saga_id),
             "order_id": str(saga.aggregate_id),
             "customer_id": saga.payload["customer_id"],
+            "reason": reason,
         },
         cause=cause,
     )
@@ -204,9 +206,11 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
         if saga is None:
             logger.warning("AssetReserved for an order without a saga", extra={"order_id": str(order_id)})
             return None
-        if saga.current_state == SagaState.CANCEL_REQUESTED:
+        if saga.current_state in {SagaState.CANCEL_REQUESTED, SagaState.EXPIRED}:
+            # Landed after the order was canceled or the saga expired: give it straight back.
+            expired = saga.current_state == SagaState.EXPIRED
             saga.payload = {**saga.payload, "reservation_id": reservation_id}
-            _release_command(saga, cause)
+            _release_command(saga, cause, reason="EXPIRED" if expired else "RELEASE")
             _move(saga, SagaState.COMPENSATING)
             return saga.current_state
         if saga.current_state != SagaState.RESERVING:
@@ -288,8 +292,8 @@ def saga_cancel(*, order: dict, cause: dict | None = None) -> str | None:
 def saga_release_complete(*, order_id, saga_id: str | None = None, cause: dict | None = None) -> str | None:
     """AssetReleased: a release the saga asked for is done (RELEASED, or COMPENSATED after a late reservation).
 
-    A release the saga did not ask for (assets expired the reservation) takes the order out of the
-    matching queue, since there is nothing left to settle it with.
+    Assets releases only when the saga asks (a cancel, or a reservation that landed after the saga
+    expired), so a confirmed order's reservation is never given back behind the saga's back.
     """
     with _saga_step():
         saga = _locked_saga(order_id)
@@ -299,9 +303,6 @@ def saga_release_complete(*, order_id, saga_id: str | None = None, cause: dict |
             _move(saga, SagaState.RELEASED)
         elif saga.current_state == SagaState.COMPENSATING:
             _move(saga, SagaState.COMPENSATED)
-        elif saga.current_state in {SagaState.RESERVED, SagaState.CONFIRMED} and saga_id is None:
-            _drop_queue_entry(saga.aggregate_id)
-            _move(saga, SagaState.RELEASED, released_by="expiry")
         else:
             return None
         return saga.current_state
@@ -340,6 +341,64 @@ def saga_complete(*, order_id, cause: dict | None = None) -> str | None:
             return None
         _move(saga, SagaState.COMPLETED)
         return saga.current_state
+
+
+# --- Expiry of sagas that were never confirmed ------------------------------------------------------
+
+
+def reservation_ttl() -> timedelta:
+    """How long a saga may wait for its reservation before the order is rejected (settings.RESERVATION_TTL_SECONDS)."""
+    return timedelta(seconds=float(settings.RESERVATION_TTL_SECONDS))
+
+
+def _expire(saga: SagaInstance) -> None:
+    """Reject the order (OrderExpired) and end the saga EXPIRED. Nothing is released here: the saga
+    does not know whether a reservation was made; one that lands later is released on arrival."""
+    _publish(
+        "OrderExpired",
+        saga=saga,
+        payload={
+            "saga_id": str(saga.saga_id),
+            "order_id": str(saga.aggregate_id),
+            "customer_id": saga.payload["customer_id"],
+            "reason": "RESERVATION_EXPIRED",
+        },
+        cause=None,
+    )
+    _move(saga, SagaState.EXPIRED, expired_from=saga.current_state)
+
+
+def saga_expire_stalled(*, now: datetime | None = None, limit: int = 1000) -> list[str]:
+    """Expire the sagas still waiting for their reservation `reservation_ttl()` after they started.
+
+    Only a saga that never heard back from assets expires (RESERVING, or STUCK there). The
+    expiry and the reservation's arrival take the same saga row lock, so they resolve to one
+    outcome: either the order is confirmed and keeps its reservation until it settles or is
+    canceled, or it is rejected and a reservation that lands afterwards is released.
+    Returns the order ids expired.
+    """
+    alias = _alias()
+    cutoff = (now or timezone.now()) - reservation_ttl()
+    candidates = (
+        SagaInstance.objects.using(alias)
+        .filter(created_at__lte=cutoff, current_state__in=[*EXPIRABLE_STATES, SagaState.STUCK])
+        .order_by("created_at")
+        .values_list("saga_id", flat=True)[:limit]
+    )
+    expired = []
+    for saga_id in list(candidates):
+        with transaction.atomic(using=alias):
+            saga = SagaInstance.objects.using(alias).select_for_update().filter(saga_id=saga_id).first()
+            if saga is None or saga.created_at > cutoff:
+                continue
+            state = saga.payload.get("stuck_in") if saga.current_state == SagaState.STUCK else saga.current_state
+            if state not in EXPIRABLE_STATES:
+                continue  # confirmed, canceled or answered since the sweep read it
+            _expire(saga)
+            expired.append(str(saga.aggregate_id))
+    if expired:
+        logger.warning("sagas expired before confirmation", extra={"count": len(expired)})
+    return expired
 
 
 # --- The matching queue ----------------------------------------------------------------------------

@@ -138,13 +138,13 @@ def reserve_command(
     )
 
 
-def release_command(reserve: dict) -> dict:
+def release_command(reserve: dict, **extra) -> dict:
     payload = reserve["payload"]
     return build_envelope(
         "ReleaseAssets",
         aggregate_type="Saga",
         aggregate_id=payload["saga_id"],
-        payload={k: payload[k] for k in ("saga_id", "order_id", "customer_id")},
+        payload={**{k: payload[k] for k in ("saga_id", "order_id", "customer_id")}, **extra},
     )
 
 

@@ -3,12 +3,9 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from django.core.management import call_command
 from django.utils import timezone
 
 from assets.models import AssetReservation, ProcessedEvent, ReservationStatus
-from assets.services import reservation_expire_stale
-from brokage.celery import app as celery_app
 from tests.assets.conftest import (
     assert_invariant,
     balance,
@@ -259,25 +256,21 @@ def test_every_changed_row_emits_balance_changed(customer_id):
     assert {e["order_id"] for e in published("BalanceChanged", reason="SETTLE")} == {buy["payload"]["order_id"]}
 
 
-def test_the_sweep_expires_stale_reservations_and_restores_usable(customer_id, settings):
+def test_a_release_for_an_expired_saga_ends_the_reservation_expired(customer_id):
     deposit(customer_id, "100000")
     stale = reserve_command(customer_id, side="BUY", size="10", price="150")
     fresh = reserve_command(customer_id, side="BUY", size="1", price="100")
     deliver_to_assets(stale)
     deliver_to_assets(fresh)
-    AssetReservation.objects.using("assets").filter(order_id=stale["payload"]["order_id"]).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
-    )
 
-    assert reservation_expire_stale() == 1
+    assert deliver_to_assets(release_command(stale, reason="EXPIRED"))
 
     assert reservation_of(stale).status == ReservationStatus.EXPIRED
     assert reservation_of(fresh).status == ReservationStatus.ACTIVE
     assert balance(customer_id) == (Decimal("100000"), Decimal("99900"))
     [released] = published("AssetReleased")
-    assert released["saga_id"] is None and released["order_id"] == stale["payload"]["order_id"]
+    assert released["saga_id"] == stale["payload"]["saga_id"] and released["order_id"] == stale["payload"]["order_id"]
     assert [e["reason"] for e in published("BalanceChanged")][-1] == "EXPIRE"
-    assert reservation_expire_stale() == 0  # nothing left to expire
     assert_invariant()
 
 
@@ -285,39 +278,37 @@ def test_an_expired_reservation_is_not_released_again(customer_id):
     deposit(customer_id, "1000")
     command = reserve_command(customer_id, side="BUY", size="1", price="100")
     deliver_to_assets(command)
-    reservation_expire_stale(now=timezone.now() + timedelta(hours=1))
+    deliver_to_assets(release_command(command, reason="EXPIRED"))
 
     deliver_to_assets(release_command(command))
 
+    assert reservation_of(command).status == ReservationStatus.EXPIRED
     assert balance(customer_id) == (Decimal("1000"), Decimal("1000"))
     assert len(published("AssetReleased")) == 1
     assert_invariant()
 
 
-def test_the_ttl_is_configurable(customer_id, settings):
-    settings.ASSETS_RESERVATION_TTL_SECONDS = 60
+def test_a_reservation_past_its_deadline_is_still_held_and_settles(customer_id):
+    """Assets never gives a reservation back by itself: only the saga's release or settlement does."""
+    deposit(customer_id, "1000")
+    command = reserve_command(customer_id, side="BUY", size="1", price="100")
+    deliver_to_assets(command)
+    AssetReservation.objects.using("assets").update(expires_at=timezone.now() - timedelta(hours=1))
+
+    assert deliver_to_assets(settle_command(command))
+
+    assert reservation_of(command).status == ReservationStatus.SETTLED
+    assert balance(customer_id) == (Decimal("900"), Decimal("900"))
+    assert_invariant()
+
+
+def test_the_deadline_follows_the_configured_ttl(customer_id, settings):
+    settings.RESERVATION_TTL_SECONDS = 60
     deposit(customer_id, "1000")
     command = reserve_command(customer_id, side="BUY", size="1", price="100")
     deliver_to_assets(command)
 
-    assert reservation_of(command).expires_at - timezone.now() <= timedelta(seconds=60)
-    assert reservation_expire_stale(now=timezone.now() + timedelta(seconds=61)) == 1
-
-
-def test_the_sweep_runs_from_the_command_and_the_beat(customer_id, capsys):
-    deposit(customer_id, "1000")
-    command = reserve_command(customer_id, side="BUY", size="1", price="100")
-    deliver_to_assets(command)
-    AssetReservation.objects.using("assets").update(expires_at=timezone.now() - timedelta(seconds=1))
-
-    call_command("expire_reservations")
-
-    assert "expired 1 reservation(s)" in capsys.readouterr().out
-    assert balance(customer_id) == (Decimal("1000"), Decimal("1000"))
-    entry = celery_app.conf.beat_schedule["assets-expire-reservations"]
-    assert entry["task"] == "assets.expire_reservations"
-    assert "assets.expire_reservations" in celery_app.tasks
-    assert "relay-all-outboxes" in celery_app.conf.beat_schedule  # the kernel's entry is kept
+    assert timedelta(seconds=55) < reservation_of(command).expires_at - timezone.now() <= timedelta(seconds=60)
 
 
 def test_a_zero_or_overprecise_amount_fails_the_reservation(customer_id):

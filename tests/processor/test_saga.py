@@ -8,10 +8,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from brokage import consumers
+from brokage.celery import app as celery_app
 from brokage.errors import InvalidInput
 from processor.models import MatchingQueueEntry, OutboxEvent, SagaInstance, SagaState
 from processor.selectors import matching_queue_ordered
-from processor.services import matching_queue_request_next, saga_resume, saga_retry_stuck
+from processor.services import matching_queue_request_next, saga_expire_stalled, saga_resume, saga_retry_stuck
 from tests.processor.factories import CustomerSnapshotFactory, OrderSnapshotFactory
 
 
@@ -137,7 +138,7 @@ def test_cancel_during_reservation_releases_when_the_reservation_lands(feed):
 
     reserved(feed, order)
     assert saga_of(order).current_state == SagaState.COMPENSATING
-    assert published("ReleaseAssets") == [asset_reply(order)]
+    assert published("ReleaseAssets") == [asset_reply(order, reason="RELEASE")]
     assert published("OrderConfirmed") == []
     assert not MatchingQueueEntry.objects.using("processor").exists()
 
@@ -150,7 +151,7 @@ def test_cancel_of_a_confirmed_order_releases_and_leaves_the_queue(feed):
     feed("OrderCanceled", {**order, "status": "CANCELED"})
 
     assert saga_of(order).current_state == SagaState.RELEASING
-    assert published("ReleaseAssets") == [asset_reply(order)]
+    assert published("ReleaseAssets") == [asset_reply(order, reason="RELEASE")]
     assert not MatchingQueueEntry.objects.using("processor").exists()
 
     feed("AssetReleased", asset_reply(order, reservation_id="r1", asset_name="TRY", amount="1500"))
@@ -164,6 +165,116 @@ def test_cancel_before_the_order_reached_the_saga_reserves_nothing_later(feed):
 
     assert saga_of(order).current_state == SagaState.CANCELED
     assert published("ReserveAssets") == []
+
+
+# --- Expiry: only a saga that never heard back about its reservation ---------------------------
+
+
+def started_ago(order: dict, seconds: float) -> None:
+    SagaInstance.objects.using("processor").filter(aggregate_id=order["order_id"]).update(
+        created_at=timezone.now() - timedelta(seconds=seconds)
+    )
+
+
+def test_a_saga_not_confirmed_within_the_ttl_expires_and_rejects_the_order(feed, settings):
+    settings.RESERVATION_TTL_SECONDS = 60
+    stalled, fresh = OrderSnapshotFactory(), OrderSnapshotFactory()
+    feed("OrderCreated", stalled)
+    feed("OrderCreated", fresh)
+    started_ago(stalled, 61)
+
+    assert saga_expire_stalled() == [stalled["order_id"]]
+
+    assert saga_of(stalled).current_state == SagaState.EXPIRED
+    assert saga_of(fresh).current_state == SagaState.RESERVING
+    assert published("OrderExpired") == [asset_reply(stalled, reason="RESERVATION_EXPIRED")]
+    assert published("ReleaseAssets") == []  # nothing known to be reserved yet
+    assert saga_expire_stalled() == []
+
+
+def test_a_confirmed_saga_never_expires_and_still_settles(feed, settings):
+    settings.RESERVATION_TTL_SECONDS = 60
+    order = confirmed_order(feed)
+    started_ago(order, 3600)
+
+    assert saga_expire_stalled() == []
+
+    assert saga_of(order).current_state == SagaState.CONFIRMED
+    assert published("OrderExpired") == []
+    feed("OrderMatched", {**order, "status": "MATCHED"})
+    assert saga_of(order).current_state == SagaState.SETTLING
+    assert len(published("SettleAssets")) == 1
+
+
+def test_expiry_then_a_late_reservation_gives_it_back_and_never_confirms(feed, settings):
+    settings.RESERVATION_TTL_SECONDS = 60
+    order = OrderSnapshotFactory()
+    feed("OrderCreated", order)
+    started_ago(order, 61)
+    saga_expire_stalled()
+
+    reserved(feed, order)
+
+    assert saga_of(order).current_state == SagaState.COMPENSATING
+    assert published("ReleaseAssets") == [asset_reply(order, reason="EXPIRED")]
+    assert published("OrderConfirmed") == []
+    assert not MatchingQueueEntry.objects.using("processor").exists()
+    feed("AssetReleased", asset_reply(order, reservation_id="r1", asset_name="TRY", amount="1500"))
+    assert saga_of(order).current_state == SagaState.COMPENSATED
+
+
+def test_a_reservation_that_wins_the_race_keeps_the_order_confirmed(feed, settings):
+    settings.RESERVATION_TTL_SECONDS = 60
+    order = OrderSnapshotFactory()
+    feed("OrderCreated", order)
+    started_ago(order, 61)
+
+    reserved(feed, order)
+    assert saga_expire_stalled() == []
+
+    assert saga_of(order).current_state == SagaState.CONFIRMED
+    assert published("OrderExpired") == []
+    assert MatchingQueueEntry.objects.using("processor").filter(order_id=order["order_id"]).exists()
+
+
+def test_a_refused_reservation_after_expiry_leaves_nothing_to_undo(feed, settings):
+    settings.RESERVATION_TTL_SECONDS = 60
+    order = OrderSnapshotFactory()
+    feed("OrderCreated", order)
+    started_ago(order, 61)
+    saga_expire_stalled()
+
+    feed("AssetReservationFailed", asset_reply(order, reason="INSUFFICIENT_BALANCE"))
+
+    assert saga_of(order).current_state == SagaState.EXPIRED
+    assert published("ReleaseAssets") == []
+
+
+def test_a_saga_stuck_while_reserving_expires(feed, settings):
+    settings.RESERVATION_TTL_SECONDS = 60
+    order = OrderSnapshotFactory()
+    feed("OrderCreated", order)
+    SagaInstance.objects.using("processor").filter(aggregate_id=order["order_id"]).update(
+        current_state=SagaState.STUCK, payload={**saga_of(order).payload, "stuck_in": SagaState.RESERVING}
+    )
+    started_ago(order, 61)
+
+    assert saga_expire_stalled() == [order["order_id"]]
+    assert saga_of(order).current_state == SagaState.EXPIRED
+
+
+def test_the_expiry_sweep_runs_from_the_command_and_the_beat(feed, settings, capsys):
+    settings.RESERVATION_TTL_SECONDS = 60
+    order = OrderSnapshotFactory()
+    feed("OrderCreated", order)
+    started_ago(order, 61)
+
+    call_command("expire_reservations")
+
+    assert "expired 1 saga(s)" in capsys.readouterr().out
+    assert saga_of(order).current_state == SagaState.EXPIRED
+    entry = celery_app.conf.beat_schedule["processor-expire-reservations"]
+    assert entry["task"] == "processor.expire_reservations" and "processor.expire_reservations" in celery_app.tasks
 
 
 # --- Matching ------------------------------------------------------------------------------------
