@@ -284,7 +284,9 @@ unix_socket_directories = '$PG_SOCK'
 max_connections = 200
 shared_buffers = 128MB
 fsync = on
-synchronous_commit = off
+# Durable commits: a transaction the API acknowledged survives a crash of PostgreSQL or the machine.
+# Concurrent commits share one WAL flush (group commit), so the saga's many small transactions stay cheap.
+synchronous_commit = on
 timezone = 'UTC'
 log_timezone = 'UTC'
 EOF
