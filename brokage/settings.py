@@ -48,7 +48,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]"
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "brokage.admin_site.BrokageAdminConfig",  # django.contrib.admin with the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
