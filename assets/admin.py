@@ -243,12 +243,12 @@ class AssetAdmin(ReadOnlyAdmin):
             asset = services.asset_deposit(
                 actor=actor, customer_id=data["customer_id"], amount=data["amount"], asset_name=data["asset_name"]
             )
-            message = f"Deposited {amount_text(data['amount'], asset.asset_name)} {asset.asset_name}."
+            message = f"Deposited {amount_text(data['amount'], asset.asset_name, exact=True)} {asset.asset_name}."
         else:
             asset = services.asset_withdraw(
                 actor=actor, customer_id=data["customer_id"], amount=data["amount"], iban=data["iban"]
             )
-            message = f"Withdrew {amount_text(data['amount'], asset.asset_name)} {asset.asset_name} to {data['iban']}."
+            message = f"Withdrew {amount_text(data['amount'], asset.asset_name, exact=True)} {asset.asset_name} to {data['iban']}."
         self.log_change(request, asset, message)
         self.message_user(
             request,
@@ -269,11 +269,11 @@ class AssetAdmin(ReadOnlyAdmin):
             data = {
                 **data,
                 "customer": customer_link(data["customer_id"], _username_of(data["customer_id"])),
-                "amount_text": amount_text(data["amount"], data["asset_name"]),
-                "size_before": amount_text(size, data["asset_name"]),
-                "size_after": amount_text(size + sign * data["amount"], data["asset_name"]),
-                "usable_before": amount_text(usable, data["asset_name"]),
-                "usable_after": amount_text(usable + sign * data["amount"], data["asset_name"]),
+                "amount_text": amount_text(data["amount"], data["asset_name"], exact=True),
+                "size_before": amount_text(size, data["asset_name"], exact=True),
+                "size_after": amount_text(size + sign * data["amount"], data["asset_name"], exact=True),
+                "usable_before": amount_text(usable, data["asset_name"], exact=True),
+                "usable_after": amount_text(usable + sign * data["amount"], data["asset_name"], exact=True),
             }
         return {
             **self.admin_site.each_context(request),

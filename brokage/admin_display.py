@@ -8,7 +8,7 @@ full stored precision. Records of other contexts are linked by URL (admin URL na
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -55,18 +55,19 @@ def quantity_text(value: Decimal | None) -> str:
     return text
 
 
-def money_text(value: Decimal | None) -> str:
-    """TRY as people read it: `123643.99000000` -> `123,643.99`; a value finer than a kuruş keeps
-    its digits (`0.125` stays `0.125`) rather than being rounded out of sight."""
+def money_text(value: Decimal | None, *, exact: bool = False) -> str:
+    """TRY as people read it: `123643.99000000` -> `123,643.99`. Lists round to the kuruş (the
+    detail page has every digit); `exact` (pages that move money) keeps finer digits: `0.125`."""
     if value is None:
         return "–"
-    if value == value.quantize(TWO_PLACES):
-        return format(value.quantize(TWO_PLACES), ",f")
-    return quantity_text(value)
+    rounded = value.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+    if exact and rounded != value:
+        return quantity_text(value)
+    return format(rounded, ",f")
 
 
-def amount_text(value: Decimal | None, asset_name: str) -> str:
-    return money_text(value) if asset_name == "TRY" else quantity_text(value)
+def amount_text(value: Decimal | None, asset_name: str, *, exact: bool = False) -> str:
+    return money_text(value, exact=exact) if asset_name == "TRY" else quantity_text(value)
 
 
 def numeric(text: str) -> SafeString:

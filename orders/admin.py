@@ -321,11 +321,11 @@ class OrderAdmin(ReadOnlyAdmin):
                     ),
                     "tier": line.customer.tier_code if line.customer else "STANDARD",
                     "size": quantity_text(line.order.size),
-                    "price": money_text(line.order.price),
-                    "amount": money_text(line.amount),
+                    "price": money_text(line.order.price, exact=True),
+                    "amount": money_text(line.amount, exact=True),
                     "moves": ", ".join(
                         f"{asset} {'+' if change > 0 else '−'}"
-                        f"{money_text(abs(change)) if asset == 'TRY' else quantity_text(abs(change))}"
+                        f"{money_text(abs(change), exact=True) if asset == 'TRY' else quantity_text(abs(change))}"
                         for asset, change in line.moves
                     ),
                     "status": status_badge(line.order.status),
@@ -337,8 +337,8 @@ class OrderAdmin(ReadOnlyAdmin):
             "unknown_ids": review.unknown_ids,
             "totals": {
                 "orders": totals["orders"],
-                "buy_amount": money_text(totals["buy_amount"]),
-                "sell_amount": money_text(totals["sell_amount"]),
+                "buy_amount": money_text(totals["buy_amount"], exact=True),
+                "sell_amount": money_text(totals["sell_amount"], exact=True),
             },
             "back_url": _safe_back(back_url),
         }
