@@ -248,7 +248,8 @@ class AssetAdmin(ReadOnlyAdmin):
             asset = services.asset_withdraw(
                 actor=actor, customer_id=data["customer_id"], amount=data["amount"], iban=data["iban"]
             )
-            message = f"Withdrew {amount_text(data['amount'], asset.asset_name, exact=True)} {asset.asset_name} to {data['iban']}."
+            amount = amount_text(data["amount"], asset.asset_name, exact=True)
+            message = f"Withdrew {amount} {asset.asset_name} to {data['iban']}."
         self.log_change(request, asset, message)
         self.message_user(
             request,
