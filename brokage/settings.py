@@ -339,7 +339,14 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django.server": {"level": "WARNING"},
+        # Django's own console handler would print its records a second time, unformatted.
+        "django": {"level": "INFO"},
+        # One access line per request is brokage.access's (with the correlation id); the servers'
+        # lines and Django's 4xx warnings would repeat it. 5xx keep their traceback (django.request).
+        "django.server": {"level": "CRITICAL"},
+        "django.channels.server": {"level": "CRITICAL"},
+        "django.request": {"level": "ERROR"},
+        "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded" for every task
         "kafka": {"level": "WARNING"},
     },
 }

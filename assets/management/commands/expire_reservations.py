@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
 from assets.services import reservation_expire_stale
+from brokage.commands import BrokageCommand, positive_int
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Expire ACTIVE reservations past their expires_at: each becomes EXPIRED, its amount goes back "
         "to usable_size, and an AssetReleased event (saga_id null) tells the saga. Celery beat runs the "
@@ -11,7 +10,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=1000, help="At most this many reservations per run.")
+        parser.add_argument("--limit", type=positive_int, default=1000, help="At most this many reservations per run.")
 
     def handle(self, *args, limit, **options):
         expired = reservation_expire_stale(limit=limit)
