@@ -347,6 +347,7 @@ def _add_domain_error(form: forms.Form, exc: DomainError) -> None:
 @admin.register(AssetReservation)
 class AssetReservationAdmin(ReadOnlyAdmin):
     list_display = [
+        "reservation_shown",
         "order_shown",
         "customer_shown",
         "asset_name",
@@ -355,6 +356,7 @@ class AssetReservationAdmin(ReadOnlyAdmin):
         "created_at",
         "expires_at",
     ]
+    list_display_links = ["reservation_shown"]
     list_filter = ["status", "asset__asset_name", ReservationCustomerFilter]
     search_fields = ["=order_id"]  # get_search_results
     search_help_text = "An order id, or a customer's username, e-mail or id."
@@ -392,6 +394,10 @@ class AssetReservationAdmin(ReadOnlyAdmin):
             pass
         customers = _customer_search(term)
         return queryset.filter(asset__customer_id__in=Asset.objects.filter(customers).values("customer_id")), False
+
+    @admin.display(description="reservation", ordering="id")
+    def reservation_shown(self, reservation: AssetReservation):
+        return format_html('<span class="mono" title="{}">{}</span>', reservation.id, short_id(reservation.id))
 
     @admin.display(description="order", ordering="order_id")
     def order_shown(self, reservation: AssetReservation):

@@ -4,12 +4,15 @@ Each entry links to the record it is about and to the person who made the change
 event's actor: the employee who matched, deposited or changed a customer).
 """
 
+import json
+from decimal import Decimal, InvalidOperation
+
 from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
 from audit.selectors import audit_log_list
-from brokage.admin_display import admin_url, customer_link, key_value_table, link, short_id
+from brokage.admin_display import admin_url, customer_link, date_time_text, link, short_id
 from brokage.admin_documents import DocumentFilterForm, document_page, may_view_everything
 from brokage.auth import principal_of
 
@@ -32,13 +35,37 @@ def _entity(entry: dict):
     return format_html("{} {}", entity_type or "", link(url, str(text or "–"), title=str(entity_id)))
 
 
+# The fields of a new value worth a glance in the list; the whole document is in the tooltip.
+SUMMARY_FIELDS = ("order_side", "size", "asset_name", "price", "amount", "reason", "username", "role", "tier_code")
+
+
 def _change(entry: dict):
-    new_value = entry.get("new_value")
-    if isinstance(new_value, dict) and entry.get("old_value"):
-        old = entry["old_value"]
-        changed = {key: f"{old.get(key)} → {value}" for key, value in new_value.items() if key in old}
-        return key_value_table(changed or new_value)
-    return key_value_table(new_value)
+    """One line: what changed (`status: ORDER_CONFIRMED → MATCHED`), or the new record's gist."""
+    old, new = entry.get("old_value") or {}, entry.get("new_value")
+    if not isinstance(new, dict):
+        return "–" if new is None else str(new)
+    changed = [f"{key}: {old.get(key)} → {value}" for key, value in new.items() if key in old and old[key] != value]
+    gist = changed or [f"{key} {_plain(new[key])}" for key in SUMMARY_FIELDS if new.get(key) not in (None, "")]
+    return format_html('<span title="{}">{}</span>', json.dumps(new, default=str, indent=1), "; ".join(gist) or "–")
+
+
+def _plain(value) -> str:
+    """Decimals as events carry them (`1.00000000`), shown without the padding."""
+    try:
+        return (
+            format(Decimal(str(value)).normalize(), "f")
+            if isinstance(value, str) and value[:1].isdigit()
+            else str(value)
+        )
+    except InvalidOperation:
+        return str(value)
+
+
+def _person(user_id):
+    """Who made the change: an employee or customer (linked to their page), or the system."""
+    if isinstance(user_id, int):
+        return link(admin_url("customers_customer_change", user_id), f"user #{user_id}")
+    return user_id or "system"
 
 
 def audit_logs_view(request):
@@ -65,13 +92,11 @@ def audit_logs_view(request):
         documents=documents,
         headers=["When", "Action", "Entity", "Customer", "By", "Change"],
         row=lambda entry: [
-            entry.get("timestamp"),
+            date_time_text(entry.get("timestamp")),
             entry.get("action"),
             _entity(entry),
             customer_link((entry.get("metadata") or {}).get("customer_id")),
-            customer_link(entry["user_id"])
-            if isinstance(entry.get("user_id"), int)
-            else (entry.get("user_id") or "system"),
+            _person(entry.get("user_id")),
             _change(entry),
         ],
     )

@@ -8,11 +8,13 @@ full stored precision. Records of other contexts are linked by URL (admin URL na
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -64,6 +66,15 @@ def money_text(value: Decimal | None, *, exact: bool = False) -> str:
     if exact and rounded != value:
         return quantity_text(value)
     return format(rounded, ",f")
+
+
+def date_time_text(moment) -> str:
+    """`2026-12-05 14:03` in the site's time zone: sortable, and narrow enough for a list."""
+    if not moment:
+        return "–"
+    if timezone.is_naive(moment):  # the embedded document store hands back naive UTC
+        moment = moment.replace(tzinfo=UTC)
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
 
 
 def amount_text(value: Decimal | None, asset_name: str, *, exact: bool = False) -> str:

@@ -39,6 +39,7 @@ class BrokageAdminSite(admin.AdminSite):
     site_title = "Brokage back office"
     index_title = "Employees' console"
     site_url = "/api/docs/"  # "View site": the API the console sits beside
+    enable_nav_sidebar = False  # the lists need the width; Home and the breadcrumbs lead everywhere
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
-from brokage.admin_display import admin_url, customer_link, link, short_id
+from brokage.admin_display import admin_url, customer_link, date_time_text, link, short_id
 from brokage.admin_documents import DocumentFilterForm, document_page, may_view_everything
 from brokage.auth import principal_of
 from notifications.selectors import notification_list_for_staff
@@ -51,7 +51,7 @@ def notifications_view(request):
         documents=documents,
         headers=["When", "Customer", "Type", "Title", "Related", "Read", "Channels"],
         row=lambda document: [
-            document.get("created_at"),
+            date_time_text(document.get("created_at")),
             customer_link(document.get("customer_id")),
             document.get("type"),
             document.get("title"),

@@ -22,6 +22,7 @@ from brokage.admin_display import (
     ReadOnlyAdmin,
     admin_url,
     customer_link,
+    date_time_text,
     links_list,
     money_text,
     numeric,
@@ -77,7 +78,7 @@ class TierFilter(admin.SimpleListFilter):
     parameter_name = "tier"
 
     def lookups(self, request, model_admin):
-        return [(code, code.title()) for code in TIER_PRIORITY]
+        return [(code, code) for code in TIER_PRIORITY]
 
     def queryset(self, request, queryset):
         if self.value() is None:
@@ -102,16 +103,15 @@ class AssetNameFilter(admin.SimpleListFilter):
 class OrderAdmin(ReadOnlyAdmin):
     list_display = [
         "id_shown",
-        "client_order_shown",
         "customer_shown",
-        "order_side",
-        "asset_name",
+        "side_shown",
+        "asset_shown",
         "size_shown",
         "price_shown",
         "amount_shown",
         "status_shown",
         "rejection_shown",
-        "created_at",
+        "created_shown",
     ]
     list_display_links = ["id_shown"]
     list_filter = ["status", "order_side", AssetNameFilter, TierFilter, CustomerFilter, "created_at"]
@@ -189,11 +189,17 @@ class OrderAdmin(ReadOnlyAdmin):
     def id_shown(self, order: Order):
         return format_html('<span class="mono" title="{}">{}</span>', order.id, short_id(order.id))
 
-    @admin.display(description="client order id", ordering="client_order_id")
-    def client_order_shown(self, order: Order):
-        text = order.client_order_id
-        shown = text if len(text) <= 14 else f"{text[:12]}…"
-        return format_html('<span class="mono" title="{}">{}</span>', text, shown)
+    @admin.display(description="side", ordering="order_side")
+    def side_shown(self, order: Order) -> str:
+        return order.order_side
+
+    @admin.display(description="asset", ordering="asset_name")
+    def asset_shown(self, order: Order) -> str:
+        return order.asset_name
+
+    @admin.display(description="created", ordering="created_at")
+    def created_shown(self, order: Order):
+        return format_html('<span title="{}">{}</span>', order.created_at.isoformat(), date_time_text(order.created_at))
 
     @admin.display(description="customer", ordering="customer_id")
     def customer_shown(self, order: Order):
@@ -222,7 +228,7 @@ class OrderAdmin(ReadOnlyAdmin):
     @admin.display(description="rejection reason")
     def rejection_shown(self, order: Order):
         reason = order.rejection_reason or ""
-        shown = reason if len(reason) <= 40 else f"{reason[:38]}…"
+        shown = reason if len(reason) <= 28 else f"{reason[:26]}…"
         return format_html('<span title="{}">{}</span>', reason, shown)
 
     @admin.display(description="amount (size × price, TRY)")

@@ -68,7 +68,8 @@ class StuckFilter(admin.SimpleListFilter):
 
 @admin.register(SagaInstance)
 class SagaInstanceAdmin(ReadOnlyAdmin):
-    list_display = ("order_shown", "saga_type", "state_shown", "retry_count", "updated_at", "created_at")
+    list_display = ("saga_shown", "order_shown", "saga_type", "state_shown", "retry_count", "updated_at", "created_at")
+    list_display_links = ("saga_shown",)
     list_filter = ("current_state", StuckFilter, "saga_type")
     search_fields = ("=aggregate_id", "=saga_id")
     search_help_text = "An order id or a saga id."
@@ -87,6 +88,10 @@ class SagaInstanceAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
     actions = ("resume_stuck",)
+
+    @admin.display(description="saga", ordering="saga_id")
+    def saga_shown(self, saga: SagaInstance):
+        return format_html('<span class="mono" title="{}">{}</span>', saga.saga_id, short_id(saga.saga_id))
 
     @admin.display(description="order", ordering="aggregate_id")
     def order_shown(self, saga: SagaInstance):
@@ -141,6 +146,7 @@ class MatchingQueueEntryAdmin(ReadOnlyAdmin):
     list_filter = ("customer_tier", "order_side", "asset_name")
     search_fields = ("=order_id", "=customer_id")
     sortable_by = ()  # the serving order is the point of this page
+    list_display_links = None  # an entry has no page of its own; its order does
     actions = ("match_selected",)
 
     def has_view_permission(self, request, obj=None) -> bool:

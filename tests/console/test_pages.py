@@ -3,6 +3,7 @@
 import pytest
 
 from audit.documents import AUDIT_LOGS, audit_database
+from processor.models import SagaInstance
 
 
 @pytest.fixture
@@ -62,7 +63,8 @@ def test_an_order_links_to_its_records_and_back(trader, admin_console):
 
     sagas = admin_console.get(f"/admin/processor/sagainstance/?q={trader['order_id']}").content.decode()
     assert f"/admin/orders/order/{trader['order_id']}/change/" in sagas
-    saga_id = sagas.split("/admin/processor/sagainstance/")[2].split("/change/")[0]
+    saga_id = SagaInstance.objects.using("processor").get(aggregate_id=trader["order_id"]).saga_id
+    assert f"/admin/processor/sagainstance/{saga_id}/change/" in sagas
     saga = admin_console.get(f"/admin/processor/sagainstance/{saga_id}/change/").content.decode()
     assert '<table class="kv">' in saga and "<th>customer_id</th>" in saga
     reservations = admin_console.get(f"/admin/assets/assetreservation/?q={trader['order_id']}").content.decode()
