@@ -382,7 +382,10 @@ class AssetReservationAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         reservations = super().get_queryset(request)
         scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-        return reservations if scope is None else reservations.filter(asset__customer_id__in=scope)
+        if scope is not None:
+            reservations = reservations.filter(asset__customer_id__in=scope)
+        username = CustomerReplica.objects.filter(customer_id=OuterRef("asset__customer_id")).values("username")[:1]
+        return reservations.annotate(customer_username=Subquery(username))
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -410,7 +413,8 @@ class AssetReservationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="customer", ordering="asset__customer_id")
     def customer_shown(self, reservation: AssetReservation):
-        return customer_link(reservation.asset.customer_id, _username_of(reservation.asset.customer_id))
+        username = getattr(reservation, "customer_username", None) or _username_of(reservation.asset.customer_id)
+        return customer_link(reservation.asset.customer_id, username)
 
     @admin.display(description="asset", ordering="asset__asset_name")
     def asset_name(self, reservation: AssetReservation) -> str:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -157,7 +158,8 @@ class MatchingQueueEntryAdmin(ReadOnlyAdmin):
         return self.has_view_permission(request)
 
     def get_queryset(self, request):
-        return matching_queue_ordered()
+        username = CustomerReplica.objects.filter(customer_id=OuterRef("customer_id")).values("username")[:1]
+        return matching_queue_ordered().annotate(customer_username=Subquery(username))
 
     def get_urls(self):
         match_next = path(
@@ -173,8 +175,7 @@ class MatchingQueueEntryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="customer")
     def customer_shown(self, entry: MatchingQueueEntry):
-        replica = CustomerReplica.objects.filter(customer_id=entry.customer_id).first()
-        return customer_link(entry.customer_id, replica.username if replica else None)
+        return customer_link(entry.customer_id, getattr(entry, "customer_username", None))
 
     @admin.display(description="size")
     def size_shown(self, entry: MatchingQueueEntry):
