@@ -18,6 +18,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from assets import services
+from assets.api.serializers import DepositSerializer, WithdrawSerializer
 from assets.models import Asset, AssetReservation, BrokerAssignmentReplica, CustomerReplica, OutboxEvent, ProcessedEvent
 from assets.selectors import asset_get, asset_list
 from brokage.admin_display import (
@@ -288,6 +289,11 @@ class AssetAdmin(ReadOnlyAdmin):
 
 
 class MoneyForm(forms.Form):
+    """The request the API's endpoint takes, filled in by hand: the same serializer checks it, then
+    the same service acts on it."""
+
+    api_request = None  # the API's serializer of this request
+
     customer_id = forms.TypedChoiceField(coerce=int, label="Customer")
     amount = forms.CharField(max_length=64, help_text="A decimal number, e.g. 1000 or 12.5.")
 
@@ -303,8 +309,20 @@ class MoneyForm(forms.Form):
         except DomainError as exc:
             raise forms.ValidationError(_domain_messages(exc))
 
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        as_sent = {name: str(value) if name == "amount" else value for name, value in cleaned.items()}
+        api_request = self.api_request(data=as_sent)
+        if not api_request.is_valid():
+            for field, problems in api_request.errors.items():
+                self.add_error(field if field in self.fields else None, [str(problem) for problem in problems])
+        return cleaned
+
 
 class DepositForm(MoneyForm):
+    api_request = DepositSerializer
     asset_name = forms.CharField(max_length=32, initial=services.QUOTE_ASSET, label="Asset")
 
     field_order = ["customer_id", "asset_name", "amount"]
@@ -314,6 +332,7 @@ class DepositForm(MoneyForm):
 
 
 class WithdrawForm(MoneyForm):
+    api_request = WithdrawSerializer
     iban = forms.CharField(
         max_length=64, label="IBAN", help_text="Where the TRY is paid out, e.g. TR33 0006 1005 1978 6457 8413 26."
     )
@@ -326,7 +345,7 @@ class WithdrawForm(MoneyForm):
 
     def clean(self):
         cleaned = super().clean()
-        cleaned["asset_name"] = services.QUOTE_ASSET
+        cleaned.setdefault("asset_name", services.QUOTE_ASSET)
         return cleaned
 
 

@@ -60,3 +60,13 @@ def test_a_deposit_of_a_float_like_or_negative_amount_is_refused(desk, admin_con
         assert page.status_code == 200
         assert "errorlist" in page.content.decode()
     assert desk.balances(customer["id"]) == {}
+
+
+def test_a_deposit_of_an_asset_name_the_api_refuses_is_refused_here_too(desk, admin_console):
+    customer = desk.new_customer()
+    page = admin_console.post(
+        "/admin/assets/asset/deposit/",
+        {"customer_id": customer["id"], "asset_name": "NOT A TICKER", "amount": "5", "confirm": "yes"},
+    ).content.decode()
+    assert "Upper-case letters, digits" in page
+    assert desk.balances(customer["id"]) == {}
