@@ -28,6 +28,8 @@ def on_customer_changed(event: dict) -> None:
     def remember() -> dict:
         applied = services.customer_replica_upsert(
             customer_id=payload["customer_id"],
+            username=payload.get("username") or "",
+            email=payload.get("email") or "",
             role=payload["role"],
             active=payload["active"],
             tier_code=payload["tier_code"],

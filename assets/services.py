@@ -512,10 +512,26 @@ def reservation_settle(
 # --- Read models of other contexts (fed by the customers context's events) ----------------------------
 
 
-def customer_replica_upsert(*, customer_id: int, role: str, active: bool, tier_code: str, as_of: datetime) -> bool:
+def customer_replica_upsert(
+    *,
+    customer_id: int,
+    role: str,
+    active: bool,
+    tier_code: str,
+    as_of: datetime,
+    username: str = "",
+    email: str = "",
+) -> bool:
     """Remember a customer as of `as_of`; an older event arriving late does not overwrite a newer one."""
     _replica, applied = replicas.customer_replica_apply(
-        CustomerReplica, customer_id=customer_id, role=role, active=active, tier_code=tier_code, as_of=as_of
+        CustomerReplica,
+        customer_id=customer_id,
+        username=username,
+        email=email,
+        role=role,
+        active=active,
+        tier_code=tier_code,
+        as_of=as_of,
     )
     return applied
 

@@ -34,12 +34,15 @@ def audit_log_list(
     entity_type: str | None = None,
     entity_id: str | None = None,
     action: str | None = None,
+    customer_id: int | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     include_cold: bool = False,
 ) -> DocumentSequence:
     _require_admin(actor)
     query = _time_range(start, end)
+    if customer_id is not None:
+        query["metadata.customer_id"] = customer_id
     if not include_cold:
         query["tier"] = {"$ne": "COLD"}  # audit_tiering marks them; untiered entries are recent
     if user_id is not None:

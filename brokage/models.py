@@ -67,6 +67,9 @@ class CustomerReplicaBase(models.Model):
     """What a context knows of a customer, kept from CustomerCreated / CustomerUpdated events."""
 
     customer_id = models.BigIntegerField(primary_key=True)
+    # Who the customer is, so an employee's page can name them and find them by name.
+    username = models.CharField(max_length=150, blank=True, default="")
+    email = models.CharField(max_length=254, blank=True, default="")
     role = models.CharField(max_length=16)
     active = models.BooleanField(default=True)
     tier_code = models.CharField(max_length=16, default="STANDARD")
@@ -77,7 +80,8 @@ class CustomerReplicaBase(models.Model):
         db_table = "customer_replicas"
 
     def __str__(self) -> str:
-        return f"customer {self.customer_id} ({self.role}, {'active' if self.active else 'inactive'})"
+        name = self.username or f"customer {self.customer_id}"
+        return f"{name} ({self.role}, {'active' if self.active else 'inactive'})"
 
 
 class BrokerAssignmentReplicaBase(models.Model):

@@ -3,6 +3,10 @@
 A request's correlation id (the `X-Correlation-ID` header, or a new one) is kept in a context
 variable; `build_envelope` stamps it on every event the request causes, and consumers restore it
 while they handle that event, so one id follows a request through every context.
+
+Each request leaves exactly one access line (logger `brokage.access`), written while its
+correlation id is current, so it carries the id the client sent. The servers' own access loggers
+are silenced in the settings.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import time
 import uuid
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 CORRELATION_HEADER = "HTTP_X_CORRELATION_ID"
+access_logger = logging.getLogger("brokage.access")
 
 
 def current_correlation_id() -> str | None:
@@ -39,10 +46,31 @@ class CorrelationIdMiddleware:
         incoming = request.META.get(CORRELATION_HEADER, "")
         correlation_id = incoming if _looks_like_id(incoming) else str(uuid.uuid4())
         request.correlation_id = correlation_id
+        started = time.perf_counter()
         with correlation(correlation_id):
             response = self.get_response(request)
+            _access_line(request, response, started)
         response["X-Correlation-ID"] = correlation_id
         return response
+
+
+def _access_line(request, response, started: float) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    user = getattr(request, "user", None)
+    access_logger.info(
+        "%s %s %s %.1f ms",
+        request.method,
+        request.path,
+        response.status_code,
+        duration_ms,
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status_code": response.status_code,
+            "duration_ms": duration_ms,
+            "user_id": user.pk if getattr(user, "is_authenticated", False) else None,
+        },
+    )
 
 
 def _looks_like_id(value: str) -> bool:
@@ -89,7 +117,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -32,7 +32,15 @@ def customer_replica_get(
 
 
 def customer_replica_apply(
-    model: type[CustomerReplicaBase], *, customer_id: int, role: str, active: bool, tier_code: str, as_of: datetime
+    model: type[CustomerReplicaBase],
+    *,
+    customer_id: int,
+    role: str,
+    active: bool,
+    tier_code: str,
+    as_of: datetime,
+    username: str = "",
+    email: str = "",
 ) -> tuple[CustomerReplicaBase, bool]:
     """Remember the customer as of `as_of`; returns the row and whether this event was applied."""
     alias = router.db_for_write(model)
@@ -40,12 +48,19 @@ def customer_replica_apply(
         replica = model.objects.using(alias).select_for_update().filter(customer_id=customer_id).first()
         if replica is None:
             replica = model.objects.using(alias).create(
-                customer_id=customer_id, role=role, active=active, tier_code=tier_code, updated_at=as_of
+                customer_id=customer_id,
+                username=username,
+                email=email,
+                role=role,
+                active=active,
+                tier_code=tier_code,
+                updated_at=as_of,
             )
             return replica, True
         if replica.updated_at > as_of:
             return replica, False
         replica.role, replica.active, replica.tier_code, replica.updated_at = role, active, tier_code, as_of
+        replica.username, replica.email = username or replica.username, email or replica.email
         replica.save(using=alias)
         return replica, True
 

@@ -48,7 +48,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]"
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "brokage.admin_site.BrokageAdminConfig",  # django.contrib.admin with the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -344,7 +344,14 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django.server": {"level": "WARNING"},
+        # Django's own console handler would print its records a second time, unformatted.
+        "django": {"level": "INFO"},
+        # One access line per request is brokage.access's (with the correlation id); the servers'
+        # lines and Django's 4xx warnings would repeat it. 5xx keep their traceback (django.request).
+        "django.server": {"level": "CRITICAL"},
+        "django.channels.server": {"level": "CRITICAL"},
+        "django.request": {"level": "ERROR"},
+        "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded" for every task
         "kafka": {"level": "WARNING"},
     },
 }

@@ -8,12 +8,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.http import HttpResponseRedirect
 
-from brokage.auth import Role
+from brokage.admin_display import ConsoleAdmin, InternalAdmin, admin_url, links_list
+from brokage.auth import Role, principal_of
 from brokage.errors import DomainError
 from customers import services
-from customers.models import BrokerAssignment, Customer, CustomerTier, NotificationPreference
+from customers.models import BrokerAssignment, Customer, CustomerTier, NotificationPreference, OutboxEvent
+from customers.selectors import customer_list
 
 
 class ServiceErrorsAsMessages:
@@ -64,13 +67,42 @@ class CustomerChangeForm(forms.ModelForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
-    list_display = ["username", "email", "role", "tier", "active", "created_at"]
+class CustomerAdmin(ServiceErrorsAsMessages, ConsoleAdmin):
+    list_display = ["id", "username", "email", "role", "tier", "active", "created_at"]
+    list_display_links = ["id", "username"]
     list_filter = ["role", "tier", "active"]
-    search_fields = ["username", "email", "phone"]
+    search_fields = ["=id", "username", "email", "phone"]
+    search_help_text = "A username, e-mail, phone or customer id."
     ordering = ["id"]
-    readonly_fields = ["username", "is_superuser", "last_login", "created_at", "updated_at"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["id", "username", "related_records", "is_superuser", "last_login", "created_at", "updated_at"]
     actions = ["activate_selected", "deactivate_selected"]
+
+    def get_queryset(self, request):
+        """Brokers see their assigned customers only (the API's scoping)."""
+        return customer_list(principal=principal_of(request.user))
+
+    def get_search_results(self, request, queryset, search_term):
+        # `=id` on an integer column: only a number can match it.
+        term = search_term.strip()
+        if term.isdigit() and len(term) < 19:
+            return super().get_search_results(request, queryset, term)
+        return queryset.filter(
+            models.Q(username__icontains=term) | models.Q(email__icontains=term) | models.Q(phone__icontains=term)
+        ), False
+
+    @admin.display(description="related records")
+    def related_records(self, customer: Customer):
+        return links_list(
+            [
+                ("orders", admin_url("orders_order_changelist", query={"customer_id": customer.pk})),
+                ("balances", admin_url("assets_asset_changelist", query={"customer_id": customer.pk})),
+                ("deposit", admin_url("assets_asset_deposit", query={"customer_id": customer.pk})),
+                ("reservations", admin_url("assets_assetreservation_changelist", query={"q": customer.pk})),
+                ("notifications", admin_url("notifications_notifications", query={"customer_id": customer.pk})),
+                ("audit trail", admin_url("audit_audit_logs", query={"customer_id": customer.pk})),
+            ]
+        )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = CustomerChangeForm if obj is not None else CustomerAddForm
@@ -79,9 +111,23 @@ class CustomerAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["username", "password", "email", "phone", "tier", "role"]
-        return ["username", "email", "phone", "tier", "role", "active", "new_password", *self.readonly_fields[1:]]
+        readonly = [name for name in self.readonly_fields if name not in {"id", "username", "related_records"}]
+        return [
+            "id",
+            "username",
+            "related_records",
+            "email",
+            "phone",
+            "tier",
+            "role",
+            "active",
+            "new_password",
+            *readonly,
+        ]
 
     def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self.get_fields(request, obj)
         return self.readonly_fields if obj is not None else []
 
     def has_delete_permission(self, request, obj=None):
@@ -106,11 +152,11 @@ class CustomerAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
             )
         obj.pk = saved.pk
 
-    @admin.action(description="Activate selected customers")
+    @admin.action(description="Activate selected customers", permissions=["change"])
     def activate_selected(self, request, queryset):
         self._set_active(request, queryset, active=True)
 
-    @admin.action(description="Deactivate selected customers")
+    @admin.action(description="Deactivate selected customers", permissions=["change"])
     def deactivate_selected(self, request, queryset):
         self._set_active(request, queryset, active=False)
 
@@ -125,7 +171,7 @@ class CustomerAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
 
 
 @admin.register(CustomerTier)
-class CustomerTierAdmin(admin.ModelAdmin):
+class CustomerTierAdmin(ConsoleAdmin):
     list_display = ["tier_code", "tier_name", "priority", "rate_limit", "monthly_fee"]
     ordering = ["priority"]
 
@@ -156,7 +202,7 @@ class BrokerAssignmentForm(forms.ModelForm):
 
 
 @admin.register(BrokerAssignment)
-class BrokerAssignmentAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+class BrokerAssignmentAdmin(ServiceErrorsAsMessages, ConsoleAdmin):
     form = BrokerAssignmentForm
     list_display = ["broker", "customer", "created_at"]
     list_filter = ["broker"]
@@ -188,7 +234,7 @@ class NotificationPreferenceForm(forms.ModelForm):
 
 
 @admin.register(NotificationPreference)
-class NotificationPreferenceAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+class NotificationPreferenceAdmin(ServiceErrorsAsMessages, ConsoleAdmin):
     form = NotificationPreferenceForm
     list_display = ["customer", "email_enabled", "sms_enabled", "push_enabled"]
     list_filter = ["email_enabled", "sms_enabled", "push_enabled"]
@@ -211,3 +257,11 @@ class NotificationPreferenceAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
             push_enabled=obj.push_enabled,
             preferences=obj.preferences or {},
         )
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(InternalAdmin):
+    list_display = ["event_type", "aggregate_id", "status", "retry_count", "created_at", "published_at"]
+    list_filter = ["status", "event_type"]
+    search_fields = ["=aggregate_id"]
+    ordering = ["-created_at"]

@@ -52,7 +52,7 @@ class CustomerManager(UserManager):
 
         tier = extra_fields.pop("tier", None)
         tier_code = extra_fields.pop("tier_code", None) or getattr(tier, "tier_code", tier) or "STANDARD"
-        # `is_staff` follows the role (ADMIN signs in to the admin); Django passes it, we derive it.
+        # `is_staff` follows the role (employees sign in to the admin); Django passes it, we derive it.
         extra_fields.pop("is_staff", None)
         unknown = set(extra_fields) - {"role", "phone", "is_superuser", "actor_id"}
         if unknown:
@@ -66,6 +66,22 @@ class CustomerManager(UserManager):
             enforce_password_policy=False,
             **extra_fields,
         )
+
+
+# Employees sign in to the admin: admins for everything, brokers for their assigned customers.
+EMPLOYEE_ROLES = frozenset({Role.ADMIN, Role.BROKER})
+
+# What a broker may open in the admin. Each page then shows only the broker's assigned customers
+# (the same scoping as the API), and what a broker may do there (match, deposit) is decided by the
+# same services as in the API.
+BROKER_ADMIN_PERMISSIONS = frozenset(
+    {
+        "customers.view_customer",
+        "orders.view_order",
+        "assets.view_asset",
+        "assets.view_assetreservation",
+    }
+)
 
 
 class Customer(AbstractBaseUser, PermissionsMixin):
@@ -115,10 +131,18 @@ class Customer(AbstractBaseUser, PermissionsMixin):
     def has_perm(self, perm, obj=None) -> bool:
         if self.active and self.role == Role.ADMIN:
             return True
+        if self.active and self.role == Role.BROKER and perm in BROKER_ADMIN_PERMISSIONS:
+            return True
         return super().has_perm(perm, obj)
 
     def has_module_perms(self, app_label) -> bool:
         if self.active and self.role == Role.ADMIN:
+            return True
+        if (
+            self.active
+            and self.role == Role.BROKER
+            and any(perm.startswith(f"{app_label}.") for perm in BROKER_ADMIN_PERMISSIONS)
+        ):
             return True
         return super().has_module_perms(app_label)
 

@@ -22,7 +22,7 @@ from brokage.authentication import principal_changed
 from brokage.errors import ConflictError, InvalidInput, NotFound
 from brokage.outbox import outbox_write
 from customers.events import AGGREGATE_TYPE, CONTEXT
-from customers.models import BrokerAssignment, Customer, CustomerTier, NotificationPreference
+from customers.models import EMPLOYEE_ROLES, BrokerAssignment, Customer, CustomerTier, NotificationPreference
 from customers.selectors import customer_get_by_id
 
 ALIAS = "default"
@@ -73,7 +73,7 @@ def customer_create(
         tier_id=getattr(tier, "tier_code", None),
         role=role,
         is_superuser=is_superuser,
-        is_staff=role == Role.ADMIN,
+        is_staff=role in EMPLOYEE_ROLES,
     )
     if password is None:
         customer.set_unusable_password()
@@ -193,7 +193,7 @@ def _apply_changes(customer: Customer, fields: dict[str, Any]) -> dict[str, dict
             customer.role = role
             # The role is the truth from now on: a demoted superuser stops being one.
             customer.is_superuser = customer.is_superuser and role == Role.ADMIN
-            customer.is_staff = role == Role.ADMIN
+            customer.is_staff = role in EMPLOYEE_ROLES
     if "password" in fields:
         password = fields["password"]
         if not isinstance(password, str):

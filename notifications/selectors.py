@@ -43,3 +43,32 @@ def notification_unread_count(*, actor: Principal, customer_id: int | None = Non
 
 def customer_contact_get(*, customer_id: int) -> dict | None:
     return notifications_database()[CONTACTS].find_one({"_id": customer_id})
+
+
+def notification_list_for_staff(
+    *,
+    actor: Principal,
+    customer_id: int | None = None,
+    entity_id: str | None = None,
+    notification_type: str | None = None,
+    start=None,
+    end=None,
+) -> DocumentSequence:
+    """Every customer's notifications, for the admin's read-only page (administrators only)."""
+    if not actor.is_admin:
+        raise PermissionDenied("Only administrators may read every customer's notifications.")
+    query: dict = {}
+    if customer_id is not None:
+        query["customer_id"] = customer_id
+    if entity_id:
+        query["related_entity.id"] = entity_id
+    if notification_type:
+        query["type"] = notification_type
+    bounds = {}
+    if start is not None:
+        bounds["$gte"] = query_time(start)
+    if end is not None:
+        bounds["$lt"] = query_time(end)
+    if bounds:
+        query["created_at"] = bounds
+    return DocumentSequence(notifications_database()[NOTIFICATIONS], query, NEWEST_FIRST)

@@ -71,8 +71,3 @@ def on_order_confirmed(event: dict) -> None:
         event,
         lambda: services.order_status_apply(event=event, new_status=OrderStatus.ORDER_CONFIRMED),
     )
-
-
-@handles("OrderMatchRequested", context=CONTEXT)
-def on_order_match_requested(event: dict) -> None:
-    handle_once(ProcessedEvent, event, lambda: services.order_match_requested(event=event))

@@ -74,7 +74,9 @@ class Order(models.Model):
         constraints = [models.UniqueConstraint(fields=["client_order_id"], name="idx_orders_client_order_id")]
 
     def __str__(self) -> str:
-        return f"{self.order_side} {self.size} {self.asset_name} @ {self.price} [{self.status}]"
+        # Significant digits only (`BUY 100 ACME @ 95.25`): this is how History and Recent actions name it.
+        size, price = (format(value.normalize(), "f") for value in (self.size, self.price))
+        return f"{self.order_side} {size} {self.asset_name} @ {price} [{self.status}]"
 
 
 class OutboxEvent(OutboxEventBase):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal, localcontext
 
 from django.db import DatabaseError
 from django.db.models import QuerySet
@@ -15,7 +17,8 @@ from brokage import replicas
 from brokage.auth import Principal, customer_scope
 from brokage.db import rows_count, rows_select
 from brokage.errors import NotFound
-from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order
+from brokage.tiers import DEFAULT_TIER, tier_priority
+from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order, OrderSide, OrderStatus
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +137,95 @@ def order_wait_settled(*, actor: Principal, order: Order, seconds: float) -> Ord
 def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> CustomerReplica | None:
     """What orders knows of a customer, waiting up to `wait_seconds` for its CustomerCreated to land."""
     return replicas.customer_replica_get(CustomerReplica, customer_id=customer_id, wait_seconds=wait_seconds)
+
+
+# --- Reviewing a match -----------------------------------------------------------------------------
+
+QUOTE_ASSET = "TRY"
+
+
+@dataclass(frozen=True)
+class MatchLine:
+    """One order an employee is about to match, and the money the match will move."""
+
+    order: Order
+    customer: CustomerReplica | None
+    amount: Decimal  # size × price, in TRY
+    moves: tuple[tuple[str, Decimal], ...]  # (asset, change of the customer's holding), TRY last
+    problem: str | None  # why it cannot be matched; None when it can
+
+    @property
+    def matchable(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class MatchReview:
+    lines: list[MatchLine]
+    unknown_ids: list[str]  # asked for, but not an order this employee may see
+
+    @property
+    def matchable(self) -> list[MatchLine]:
+        return [line for line in self.lines if line.matchable]
+
+    @property
+    def totals(self) -> dict[str, Decimal | int]:
+        """Over the matchable orders: how many, TRY paid by the buyers, TRY received by the sellers."""
+        matchable = self.matchable
+        return {
+            "orders": len(matchable),
+            "buy_amount": sum(
+                (line.amount for line in matchable if line.order.order_side == OrderSide.BUY), Decimal(0)
+            ),
+            "sell_amount": sum(
+                (line.amount for line in matchable if line.order.order_side == OrderSide.SELL), Decimal(0)
+            ),
+        }
+
+
+def order_amount(order: Order) -> Decimal:
+    """size × price exactly (no context rounding: a (20, 8) product has up to 40 digits)."""
+    with localcontext() as ctx:
+        ctx.prec = 100
+        return order.size * order.price
+
+
+def _serving_key(line: MatchLine) -> tuple:
+    """The matching queue's serving order: tier, then BUY before SELL each best price first, then
+    time (a confirmed order's last update is its confirmation, when it joined the queue)."""
+    order = line.order
+    tier = line.customer.tier_code if line.customer else DEFAULT_TIER
+    side_price = -order.price if order.order_side == OrderSide.BUY else order.price
+    return (not line.matchable, tier_priority(tier), order.order_side, side_price, order.updated_at, str(order.id))
+
+
+def order_match_review(*, actor: Principal, order_ids: list) -> MatchReview:
+    """The orders `actor` asked to match, in the order they will be matched, each with the balances
+    it moves and, when it cannot be matched, why. Ids outside the actor's scope are only counted."""
+    wanted: list[uuid.UUID] = []
+    unknown: list[str] = []
+    for value in order_ids:
+        try:
+            wanted.append(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        except ValueError:
+            unknown.append(str(value))
+    orders = {order.id: order for order in _orders_in_scope(actor).filter(pk__in=wanted)}
+    unknown += [str(order_id) for order_id in wanted if order_id not in orders]
+    customers = {
+        replica.customer_id: replica
+        for replica in CustomerReplica.objects.using(ALIAS).filter(
+            customer_id__in={order.customer_id for order in orders.values()}
+        )
+    }
+    lines = []
+    for order in orders.values():
+        amount = order_amount(order)
+        if order.order_side == OrderSide.BUY:
+            moves = ((order.asset_name, order.size), (QUOTE_ASSET, -amount))
+        else:
+            moves = ((order.asset_name, -order.size), (QUOTE_ASSET, amount))
+        problem = None
+        if order.status != OrderStatus.ORDER_CONFIRMED:
+            problem = f"It is {order.status}; only ORDER_CONFIRMED orders can be matched."
+        lines.append(MatchLine(order, customers.get(order.customer_id), amount, moves, problem))
+    return MatchReview(sorted(lines, key=_serving_key), unknown)

@@ -31,7 +31,7 @@ from redis.exceptions import LockError
 from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import VersionConflict, instance_insert, retry_on_conflict, versioned_update
-from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
+from brokage.errors import ConflictError, DomainError, InvalidInput, NotFound, PermissionDenied
 from brokage.events import build_envelope, caused_by, event_type_named, validate_envelope
 from brokage.observability import current_correlation_id
 from brokage.outbox import OutboxStatus, outbox_write
@@ -48,7 +48,7 @@ from orders.models import (
     OrderStatus,
     OutboxEvent,
 )
-from orders.selectors import customer_replica_get, order_get
+from orders.selectors import customer_replica_get, order_get, order_match_review
 from orders.state import transition_allowed
 
 ALIAS = "orders"
@@ -311,6 +311,40 @@ def order_match(*, actor: Principal, order_id: str | uuid.UUID) -> Order:
     return _order_match(order_id=order.id, strict=True, actor_id=actor.user_id)
 
 
+@dataclass(frozen=True)
+class MatchOutcome:
+    matched: list[Order]
+    skipped: list[tuple[str, Order | None, str]]  # (order id, the order if known, why)
+
+
+def orders_match(*, actor: Principal, order_ids: list) -> MatchOutcome:
+    """Match the orders an employee reviewed, one by one in the matching queue's serving order,
+    each through `order_match` exactly as `POST /api/orders/{id}/match`. An order that cannot be
+    matched (not confirmed, matched meanwhile, not the actor's) is skipped with the reason."""
+    if not (actor.is_admin or actor.is_broker):
+        raise PermissionDenied("Only administrators and brokers may match orders.")
+    review = order_match_review(actor=actor, order_ids=order_ids)
+    matched: list[Order] = []
+    skipped: list[tuple[str, Order | None, str]] = [
+        (order_id, None, "Not found, or not an order of your customers.") for order_id in review.unknown_ids
+    ]
+    for line in review.lines:
+        if not line.matchable:
+            skipped.append((str(line.order.id), line.order, line.problem))
+            continue
+        try:
+            matched.append(order_match(actor=actor, order_id=line.order.id))
+        except DomainError as exc:
+            skipped.append((str(line.order.id), line.order, _problem_text(exc.detail)))
+    return MatchOutcome(matched, skipped)
+
+
+def _problem_text(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{field}: {' '.join(map(str, problems))}" for field, problems in detail.items())
+    return str(detail)
+
+
 def _order_id_of(event: dict) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(event["payload"]["order_id"]))
@@ -371,15 +405,6 @@ def _order_event_transition(order_id, new_status: str, *, cause: dict, rejection
     return order
 
 
-def order_match_requested(*, event: dict) -> dict:
-    """The matching queue asked for this order; match it if it is still ORDER_CONFIRMED."""
-    order_id = _order_id_of(event)
-    if order_id is None:
-        return _event_outcome(None)
-    requested_by = event["payload"].get("requested_by")
-    return _event_outcome(_order_match(order_id=order_id, strict=False, actor_id=requested_by, cause=event))
-
-
 # --- Read models fed by the customers context ----------------------------------------------------------
 
 
@@ -389,6 +414,8 @@ def customer_replica_apply(*, event: dict) -> None:
     replicas.customer_replica_apply(
         CustomerReplica,
         customer_id=payload["customer_id"],
+        username=payload.get("username") or "",
+        email=payload.get("email") or "",
         role=payload["role"],
         active=payload["active"],
         tier_code=payload.get("tier_code") or "STANDARD",

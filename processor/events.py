@@ -78,19 +78,6 @@ ORDER_CONFIRMED = register_event(
     ),
 )
 
-ORDER_MATCH_REQUESTED = register_event(
-    "OrderMatchRequested",
-    context=CONTEXT,
-    payload_schema=_schema(
-        {
-            "saga_id": ID_STRING,
-            "order_id": ID_STRING,
-            "customer_id": CUSTOMER_ID,
-            "requested_by": {"type": ["integer", "null"]},
-        }
-    ),
-)
-
 # The saga gave up on an order that was never confirmed within the reservation TTL: orders rejects it.
 ORDER_EXPIRED = register_event(
     "OrderExpired",

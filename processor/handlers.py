@@ -19,6 +19,8 @@ def on_customer_changed(event: dict) -> None:
     def effect() -> dict:
         replica = services.customer_replica_upsert(
             customer_id=customer["customer_id"],
+            username=customer.get("username") or "",
+            email=customer.get("email") or "",
             role=customer["role"],
             active=customer["active"],
             tier_code=customer["tier_code"],

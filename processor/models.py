@@ -12,15 +12,7 @@ from django.utils import timezone
 
 from brokage.fields import ExactDecimalField
 from brokage.models import CustomerReplicaBase, OutboxEventBase, ProcessedEventBase
-
-# Matching queue priority per tier (1 is served first). Events carry only the tier code, so the
-# processor keeps the seeded priorities here rather than reading the customers context's table.
-TIER_PRIORITY = {"VIP": 1, "PREMIUM": 2, "STANDARD": 3}
-DEFAULT_TIER = "STANDARD"
-
-
-def tier_priority(tier_code: str) -> int:
-    return TIER_PRIORITY.get(tier_code, TIER_PRIORITY[DEFAULT_TIER])
+from brokage.tiers import tier_priority
 
 
 class SagaType(models.TextChoices):
@@ -118,7 +110,6 @@ class MatchingQueueEntry(models.Model):
     priority = models.IntegerField()
     created_at = models.DateTimeField(default=timezone.now)
     # Set when "match next N" asked orders to match this entry, so the next request moves on.
-    match_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "matching_queue"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import models, router
 from django.db.models import Case, F, When
-from django.utils import timezone
 
 from processor.models import AWAITING_REPLY_STATES, MatchingQueueEntry, SagaInstance, SagaType
 
@@ -31,14 +30,9 @@ def matching_queue_ordered() -> models.QuerySet[MatchingQueueEntry]:
     )
 
 
-# "Match next N" skips entries it asked orders to match this recently, so N really means the next N.
-MATCH_REQUEST_COOLDOWN_SECONDS = 30
-
-
 def matching_queue_next(*, count: int) -> models.QuerySet[MatchingQueueEntry]:
-    """The first `count` queued orders that were not asked to match in the last few seconds."""
-    cutoff = timezone.now() - timedelta(seconds=MATCH_REQUEST_COOLDOWN_SECONDS)
-    return matching_queue_ordered().exclude(match_requested_at__gte=cutoff)[:count]
+    """The first `count` queued orders (the head of the queue that "Match next N" reviews)."""
+    return matching_queue_ordered()[:count]
 
 
 def saga_get_for_order(*, order_id: uuid.UUID) -> SagaInstance | None:

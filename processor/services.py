@@ -2,8 +2,9 @@
 
 The saga never touches an order or a balance. It reacts to what orders and assets announce, keeps
 its own state in `saga_instances`, and tells the other contexts what to do next through commands
-written to its outbox (ReserveAssets, ReleaseAssets, SettleAssets) and decisions (OrderConfirmed,
-OrderMatchRequested).
+written to its outbox (ReserveAssets, ReleaseAssets, SettleAssets) and decisions (OrderConfirmed).
+Matching is not the saga's: an employee matches through orders (the API or the console's review),
+and the saga settles when OrderMatched arrives.
 
 Events may arrive late, twice, or after the order moved on. A transition that is no longer legal
 does nothing, so a stale or duplicated event never raises (which would send it to the DLQ).
@@ -23,13 +24,12 @@ from django.utils import timezone
 
 from brokage import replicas
 from brokage.db import instance_insert, row_get, row_insert, row_update
-from brokage.errors import InvalidInput
 from brokage.events import caused_by, decimal_from
 from brokage.outbox import OutboxStatus, outbox_write
 from brokage.relay import relay_wake
+from brokage.tiers import DEFAULT_TIER, tier_priority
 from processor.models import (
     AWAITING_REPLY_STATES,
-    DEFAULT_TIER,
     EXPIRABLE_STATES,
     CustomerReplica,
     MatchingQueueEntry,
@@ -37,9 +37,8 @@ from processor.models import (
     SagaInstance,
     SagaState,
     SagaType,
-    tier_priority,
 )
-from processor.selectors import matching_queue_next, matching_queue_ordered, saga_list_waiting
+from processor.selectors import saga_list_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,6 @@ AGGREGATE_TYPE = "Order"
 SAGA_MAX_RETRIES = int(getattr(settings, "PROCESSOR_SAGA_MAX_RETRIES", 5))
 # A saga waiting this long for a reply is considered stuck by the beat's sweep.
 SAGA_STUCK_AFTER_SECONDS = float(getattr(settings, "PROCESSOR_SAGA_STUCK_AFTER_SECONDS", 120))
-MAX_MATCH_REQUEST = 1000
 
 
 def _alias() -> str:
@@ -141,12 +139,21 @@ def _drop_queue_entry(order_id: uuid.UUID) -> None:
 
 
 def customer_replica_upsert(
-    *, customer_id: int, role: str, active: bool, tier_code: str, occurred_at: datetime | None = None
+    *,
+    customer_id: int,
+    role: str,
+    active: bool,
+    tier_code: str,
+    occurred_at: datetime | None = None,
+    username: str = "",
+    email: str = "",
 ) -> CustomerReplica:
     """Remember a customer's tier; an older event never overwrites a newer one."""
     replica, _applied = replicas.customer_replica_apply(
         CustomerReplica,
         customer_id=customer_id,
+        username=username,
+        email=email,
         role=role,
         active=active,
         tier_code=tier_code,
@@ -399,55 +406,6 @@ def saga_expire_stalled(*, now: datetime | None = None, limit: int = 1000) -> li
     if expired:
         logger.warning("sagas expired before confirmation", extra={"count": len(expired)})
     return expired
-
-
-# --- The matching queue ----------------------------------------------------------------------------
-
-
-def _match_request(entries: list[MatchingQueueEntry], *, actor_id: int | None) -> list[MatchingQueueEntry]:
-    alias = _alias()
-    now = timezone.now()
-    for entry in entries:
-        envelope_payload = {
-            "saga_id": str(entry.saga_id),
-            "order_id": str(entry.order_id),
-            "customer_id": entry.customer_id,
-            "requested_by": actor_id,
-        }
-        outbox_write(
-            CONTEXT,
-            "OrderMatchRequested",
-            aggregate_type=AGGREGATE_TYPE,
-            aggregate_id=entry.order_id,
-            payload=envelope_payload,
-            actor_id=actor_id,
-        )
-        entry.match_requested_at = now
-    MatchingQueueEntry.objects.using(alias).filter(id__in=[e.id for e in entries]).update(match_requested_at=now)
-    return entries
-
-
-def matching_queue_request_next(*, count: int, actor_id: int | None = None) -> list[MatchingQueueEntry]:
-    """Ask orders to match the first `count` queued orders (tier, then best price, then time).
-
-    Entries asked for within the last few seconds are skipped, so two clicks ask for different orders.
-    Returns the entries requested, in queue order.
-    """
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_MATCH_REQUEST:
-        raise InvalidInput(f"count must be a whole number between 1 and {MAX_MATCH_REQUEST}.")
-    with transaction.atomic(using=_alias()):
-        entries = list(matching_queue_next(count=count).select_for_update(skip_locked=True))
-        return _match_request(entries, actor_id=actor_id)
-
-
-def matching_queue_request(*, order_ids: list, actor_id: int | None = None) -> list[MatchingQueueEntry]:
-    """Ask orders to match these queued orders (the admin's "request match for selected")."""
-    alias = _alias()
-    with transaction.atomic(using=alias):
-        entries = list(
-            matching_queue_ordered().select_for_update().filter(order_id__in=[_order_id(o) for o in order_ids])
-        )
-        return _match_request(entries, actor_id=actor_id)
 
 
 # --- Stuck sagas ---------------------------------------------------------------------------------

@@ -1,53 +1,41 @@
-"""An employee matches a confirmed order from the admin, in a real browser."""
-
-import os
+"""An employee matches orders from the console in a real browser: review, confirm, result, History."""
 
 import pytest
 
 from orders.models import Order, OrderStatus
-from tests.orders.factories import PASSWORD, OrderFactory, PersonFactory
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser.chromium import console_page
+from tests.trading.desk import Desk
 
 pytestmark = pytest.mark.browser
 
 
-def test_an_admin_matches_a_confirmed_order_with_match_selected(live_server):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
+def test_an_admin_reviews_then_matches_selected_orders(live_server):
+    desk = Desk()
+    customer = desk.new_customer()
+    desk.deposit(customer["id"], "10000")
+    confirmed = desk.place(customer["id"], size="2", price="1250.5").json()["id"]
+    canceled = desk.place(customer["id"], size="1", price="10").json()["id"]
+    desk.cancel(canceled)
 
-    superuser = PersonFactory(is_superuser=True, is_staff=True, role="ADMIN")
-    confirmed = OrderFactory(status=OrderStatus.ORDER_CONFIRMED, asset_name="ACME")
-    reserved = OrderFactory(status=OrderStatus.ASSET_RESERVED, asset_name="XYZ")
+    with console_page(live_server.url, "desk-admin", "a-long-password-1", next_path="/admin/orders/order/") as page:
+        page.check(f"input[name=_selected_action][value='{confirmed}']")
+        page.check(f"input[name=_selected_action][value='{canceled}']")
+        page.select_option("select[name=action]", "match_selected")
+        page.click("button[name=index]")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/orders/order/")
-            page.fill("#id_username", superuser.username)
-            page.fill("#id_password", PASSWORD)
-            page.click("input[type=submit]")
-            page.wait_for_url("**/admin/orders/order/")
+        page.wait_for_selector("#match-review")
+        review = page.inner_text("#match-review")
+        assert customer["username"] in review
+        assert "2,501.00" in review  # the amount, 2 × 1250.5
+        assert "AAPL +2, TRY −2,501.00" in review
+        assert "only ORDER_CONFIRMED orders can be matched" in review
+        assert Order.objects.get(pk=confirmed).status == OrderStatus.ORDER_CONFIRMED
 
-            page.check(f"input[name=_selected_action][value='{confirmed.id}']")
-            page.select_option("select[name=action]", "match_selected")
-            page.click("button[name=index]")
-            page.wait_for_selector(".messagelist")
-            messages = page.inner_text(".messagelist")
-        finally:
-            browser.close()
+        page.click("#confirm-match")
+        page.wait_for_selector("#matched")
+        assert confirmed[:8] in page.inner_text("#matched")
+        assert Order.objects.get(pk=confirmed).status == OrderStatus.MATCHED
 
-    assert "Matched 1 order(s)." in messages
-    assert Order.objects.get(pk=confirmed.pk).status == OrderStatus.MATCHED
-    assert Order.objects.get(pk=reserved.pk).status == OrderStatus.ASSET_RESERVED
+        page.click("#matched a:text('history')")
+        page.wait_for_selector("#change-history")
+        assert "Matched (ORDER_CONFIRMED → MATCHED) after review." in page.inner_text("#change-history")

@@ -21,7 +21,6 @@ CATALOG = {
     "AssetReserved": ("assets", ["saga_id", "order_id", "customer_id", "reservation_id", "asset_name", "amount"]),
     "AssetReservationFailed": ("assets", ["saga_id", "order_id", "customer_id", "reason"]),
     "OrderConfirmed": ("processor", ["saga_id", "order_id", "customer_id", "priority", "tier_code"]),
-    "OrderMatchRequested": ("processor", ["saga_id", "order_id", "customer_id", "requested_by"]),
 }
 
 
@@ -86,13 +85,3 @@ def order_confirmed(order) -> dict:
         "tier_code": "STANDARD",
     }
     return build_envelope("OrderConfirmed", aggregate_type="Saga", aggregate_id=order.id, payload=payload)
-
-
-def order_match_requested(order, requested_by: int | None = None) -> dict:
-    payload = {
-        "saga_id": str(uuid.uuid4()),
-        "order_id": str(order.id),
-        "customer_id": order.customer_id,
-        "requested_by": requested_by,
-    }
-    return build_envelope("OrderMatchRequested", aggregate_type="Saga", aggregate_id=order.id, payload=payload)

@@ -15,20 +15,31 @@ def admin_client_signed_in():
     return client
 
 
-def test_match_selected_matches_only_confirmed_orders_and_says_what_it_skipped(admin_client_signed_in):
-    confirmed = OrderFactory(status=OrderStatus.ORDER_CONFIRMED)
+def test_match_selected_asks_first_then_matches_only_confirmed_orders_and_says_why_it_skipped(admin_client_signed_in):
+    confirmed = OrderFactory(status=OrderStatus.ORDER_CONFIRMED, order_side="BUY", size="3", price="1500.5")
     canceled = OrderFactory(status=OrderStatus.CANCELED)
 
-    response = admin_client_signed_in.post(
+    review = admin_client_signed_in.post(
         "/admin/orders/order/",
         {"action": "match_selected", "_selected_action": [str(confirmed.id), str(canceled.id)]},
-        follow=True,
     )
 
-    text = response.content.decode()
-    assert "Matched 1 order(s)." in text
-    assert "Skipped 1 order(s)" in text
-    assert f"{canceled.id} (CANCELED" in text
+    text = review.content.decode()
+    assert "Review the match" in text
+    assert "4,501.50" in text  # the amount, 3 × 1500.5
+    assert "Yes, match 1 order" in text
+    assert "only ORDER_CONFIRMED orders can be matched" in text
+    confirmed.refresh_from_db()
+    assert confirmed.status == OrderStatus.ORDER_CONFIRMED  # nothing moved before the confirmation
+
+    result = admin_client_signed_in.post(
+        "/admin/orders/order/match/",
+        {"order_ids": [str(confirmed.id), str(canceled.id)], "confirm": "yes", "back": "/admin/orders/order/"},
+    )
+
+    text = result.content.decode()
+    assert "Matched 1 of 2 orders" in text
+    assert str(canceled.id) in text and "CANCELED" in text
     confirmed.refresh_from_db()
     canceled.refresh_from_db()
     assert (confirmed.status, canceled.status) == (OrderStatus.MATCHED, OrderStatus.CANCELED)
@@ -48,6 +59,7 @@ def test_match_selected_matches_only_confirmed_orders_and_says_what_it_skipped(a
         ("?customer_id=1", False),
         ("?customer_id=abc", False),
         ("?q=not-a-uuid", False),
+        ("?q=424242", True),
         ("?created_at__gte=2024-01-01+00:00:00%2B00:00", True),
     ],
 )

@@ -13,7 +13,6 @@ from tests.orders.catalog import (
     assignment_event,
     customer_event,
     order_confirmed,
-    order_match_requested,
 )
 from tests.orders.factories import OrderFactory
 
@@ -127,8 +126,6 @@ def test_the_same_asset_reserved_delivered_twice_moves_the_order_once():
         (S.CANCELED, asset_reserved, handlers.on_asset_reserved),
         (S.CANCELED, order_confirmed, handlers.on_order_confirmed),
         (S.ORDER_CONFIRMED, asset_reservation_failed, handlers.on_asset_reservation_failed),
-        (S.MATCHED, order_match_requested, handlers.on_order_match_requested),
-        (S.ASSET_RESERVED, order_match_requested, handlers.on_order_match_requested),
     ],
 )
 def test_an_event_that_comes_too_late_changes_nothing(status, make_event, handler):
@@ -145,18 +142,6 @@ def test_an_event_about_an_unknown_order_is_ignored():
     ghost = OrderFactory.build(status=S.CREATED)
     handlers.on_asset_reserved(asset_reserved(ghost))
     assert not Order.objects.exists()
-
-
-def test_the_matching_queue_matches_a_confirmed_order_as_the_requesting_admin():
-    order = OrderFactory(status=S.ORDER_CONFIRMED)
-
-    handlers.on_order_match_requested(order_match_requested(order, requested_by=7))
-
-    order.refresh_from_db()
-    assert order.status == S.MATCHED
-    matched = OutboxEvent.objects.get(aggregate_id=str(order.id), event_type="OrderMatched")
-    assert matched.payload["actor_id"] == "7"
-    assert matched.payload["payload"]["old_status"] == S.ORDER_CONFIRMED
 
 
 def test_events_follow_the_causing_events_correlation():

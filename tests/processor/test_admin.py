@@ -6,7 +6,7 @@ from django.test import Client
 
 from processor.models import MatchingQueueEntry, OutboxEvent, SagaState
 from tests.processor.factories import CustomerSnapshotFactory, OrderSnapshotFactory
-from tests.processor.test_saga import age, confirmed_order, published
+from tests.processor.test_saga import age, confirmed_order
 
 
 @pytest.fixture
@@ -28,38 +28,44 @@ def test_queue_page_lists_orders_in_serving_order(feed, admin_client):
     assert "Match next 10" in page
 
 
-def test_match_next_form_requests_the_head_of_the_queue(feed, admin_client):
+def test_match_next_hands_the_head_of_the_queue_to_the_orders_review(feed, admin_client):
     first = confirmed_order(feed, price="120")
-    confirmed_order(feed, price="100")
+    second = confirmed_order(feed, price="100")
 
     preview = admin_client.get("/admin/processor/matchingqueueentry/match-next/?count=1")
     assert preview.status_code == 200
-    assert first["order_id"] in preview.content.decode()
+    assert first["order_id"][:8] in preview.content.decode()
+    assert second["order_id"][:8] not in preview.content.decode()
 
-    response = admin_client.post("/admin/processor/matchingqueueentry/match-next/", {"count": "1"}, follow=True)
-    assert "Requested 1 match(es)" in response.content.decode()
-    assert [r["order_id"] for r in published("OrderMatchRequested")] == [first["order_id"]]
+    handed = admin_client.post("/admin/processor/matchingqueueentry/match-next/", {"count": "1"})
+    text = handed.content.decode()
+    assert 'action="/admin/orders/order/match/"' in text
+    assert f'name="order_ids" value="{first["order_id"]}"' in text
+    assert second["order_id"] not in text
+    # Nothing is matched, or asked to be, before the employee has reviewed it.
+    sent = OutboxEvent.objects.using("processor").values_list("event_type", flat=True)
+    assert set(sent) <= {"ReserveAssets", "OrderConfirmed"}
 
 
 def test_match_next_form_rejects_a_bad_count(admin_client):
     response = admin_client.post("/admin/processor/matchingqueueentry/match-next/", {"count": "-3"})
     assert response.status_code == 200
-    assert not OutboxEvent.objects.using("processor").filter(event_type="OrderMatchRequested").exists()
+    assert "order_ids" not in response.content.decode()
     assert admin_client.get("/admin/processor/matchingqueueentry/match-next/?count=abc").status_code == 200
 
 
-def test_request_match_for_selected(feed, admin_client):
+def test_match_selected_hands_the_chosen_entries_to_the_orders_review(feed, admin_client):
     confirmed_order(feed, price="120")
     second = confirmed_order(feed, price="100")
     entry = MatchingQueueEntry.objects.using("processor").get(order_id=second["order_id"])
 
     response = admin_client.post(
         "/admin/processor/matchingqueueentry/",
-        {"action": "request_match_selected", "_selected_action": [str(entry.id)]},
-        follow=True,
+        {"action": "match_selected", "_selected_action": [str(entry.id)]},
     )
-    assert "Requested 1 match(es)" in response.content.decode()
-    assert [r["order_id"] for r in published("OrderMatchRequested")] == [second["order_id"]]
+    text = response.content.decode()
+    assert f'name="order_ids" value="{second["order_id"]}"' in text
+    assert text.count('name="order_ids"') == 1
 
 
 def test_saga_list_filters_stuck_sagas(feed, admin_client):

@@ -9,10 +9,9 @@ from django.utils import timezone
 
 from brokage import consumers
 from brokage.celery import app as celery_app
-from brokage.errors import InvalidInput
 from processor.models import MatchingQueueEntry, OutboxEvent, SagaInstance, SagaState
 from processor.selectors import matching_queue_ordered
-from processor.services import matching_queue_request_next, saga_expire_stalled, saga_resume, saga_retry_stuck
+from processor.services import saga_expire_stalled, saga_resume, saga_retry_stuck
 from tests.processor.factories import CustomerSnapshotFactory, OrderSnapshotFactory
 
 
@@ -317,28 +316,6 @@ def test_queue_serves_vip_first_then_best_price_then_time(feed):
     served = [str(e.order_id) for e in matching_queue_ordered()]
     assert served == [o["order_id"] for o in (vip_bid, high_bid, early_low_bid, late_low_bid, low_ask, high_ask)]
     assert published("OrderConfirmed")[3]["priority"] == 1
-
-
-def test_match_next_requests_the_head_of_the_queue_then_moves_on(feed):
-    first = confirmed_order(feed, price="120")
-    second = confirmed_order(feed, price="110")
-    third = confirmed_order(feed, price="100")
-
-    requested = matching_queue_request_next(count=2, actor_id=7)
-    assert [str(e.order_id) for e in requested] == [first["order_id"], second["order_id"]]
-    assert [(r["order_id"], r["requested_by"]) for r in published("OrderMatchRequested")] == [
-        (first["order_id"], 7),
-        (second["order_id"], 7),
-    ]
-
-    again = matching_queue_request_next(count=2, actor_id=7)
-    assert [str(e.order_id) for e in again] == [third["order_id"]]
-
-
-@pytest.mark.parametrize("count", [0, -1, 10_000, "3", 2.5, True])
-def test_match_next_refuses_a_nonsense_count(count):
-    with pytest.raises(InvalidInput):
-        matching_queue_request_next(count=count, actor_id=None)
 
 
 # --- Duplicates and stale events -------------------------------------------------------------------

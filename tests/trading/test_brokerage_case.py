@@ -8,7 +8,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from processor.services import matching_queue_request_next
 from tests.trading.desk import signed_in
 
 
@@ -94,23 +93,6 @@ def test_a_customer_trades_for_itself_with_its_own_token(desk, trader):
     assert desk.order(response.json()["id"])["status"] == "ORDER_CONFIRMED"
     assert desk.balances(trader["id"])["TRY"] == (D("100000"), D("99900.01"))
     desk.assert_invariant(trader["id"])
-
-
-def test_match_next_serves_vip_before_standard(desk):
-    standard = desk.new_customer(tier="STANDARD")
-    vip = desk.new_customer(tier="VIP")
-    for customer in (standard, vip):
-        desk.deposit(customer["id"], "10000")
-    standard_order = placed(desk, standard["id"], size="1", price="200")
-    vip_order = placed(desk, vip["id"], size="1", price="100")
-
-    matching_queue_request_next(count=1, actor_id=None)
-
-    assert desk.order(vip_order["id"])["status"] == "MATCHED"
-    assert desk.order(standard_order["id"])["status"] == "ORDER_CONFIRMED"
-    assert desk.balances(vip["id"]) == {"TRY": (D("9900"), D("9900")), "AAPL": (D("1"), D("1"))}
-    desk.assert_invariant(vip["id"])
-    desk.assert_invariant(standard["id"])
 
 
 @pytest.mark.parametrize(

@@ -1,26 +1,10 @@
-from datetime import datetime, time
-
-from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
-
 from audit.services import audit_tiering
+from brokage.commands import BrokageCommand, date_or_datetime
 
 
-def parse_as_of(value: str) -> datetime:
-    """`YYYY-MM-DD` (midnight, current time zone) or an ISO 8601 date-time."""
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise CommandError(f"--as-of: not a date or date-time: {value!r}")
-        moment = datetime.combine(day, time.min)
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
-
-
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
-        "Tier the audit log by age (ARCHITECTURE §9): every audit_logs entry gets `tier` HOT (0-7 days "
+        "Tier the audit log by age (docs/operations.md): every audit_logs entry gets `tier` HOT (0-7 days "
         "old), WARM (7-30) or COLD (30-365); entries older than 365 days are deleted (the TTL is the "
         "backstop). Safe to run repeatedly."
     )
@@ -28,7 +12,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--as-of",
-            type=parse_as_of,
+            type=date_or_datetime,
             default=None,
             help="Reference date (YYYY-MM-DD or ISO date-time); ages are measured back from it. Default: now.",
         )

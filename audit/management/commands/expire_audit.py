@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
 from audit.services import audit_expired_delete
+from brokage.commands import BrokageCommand
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Delete audit entries older than 365 days and telemetry older than 30. MongoDB expires them "
         "itself (time-series expiry, TTL indexes); FerretDB v1 cannot, so Celery beat runs this sweep "

@@ -1,8 +1,9 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from brokage.backup import KEEP_ARCHIVE, KEEP_LOCAL, BackupError, backup_create, backup_rotate
+from brokage.commands import BrokageCommand, non_negative_int, positive_int
 
 
 def human_size(size: int) -> str:
@@ -14,7 +15,7 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Back up every database into DEST/<UTC timestamp>/: a pg_dump (custom format) of each PostgreSQL "
         "database (a SQLite backup-API copy on the embedded and test profiles), an Extended-JSON export of "
@@ -28,11 +29,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--dest", required=True, type=Path, help="Folder that holds the backups.")
         parser.add_argument(
-            "--keep-local", type=int, default=KEEP_LOCAL, help=f"Backups kept in DEST (default {KEEP_LOCAL})."
+            "--keep-local", type=positive_int, default=KEEP_LOCAL, help=f"Backups kept in DEST (default {KEEP_LOCAL})."
         )
         parser.add_argument(
             "--keep-archive",
-            type=int,
+            type=non_negative_int,
             default=KEEP_ARCHIVE,
             help=f"Backups kept in DEST/archive/ (default {KEEP_ARCHIVE}); older ones are deleted.",
         )
@@ -46,8 +47,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", dest="progress", action="store_false", help="Never show the progress bar.")
 
     def handle(self, *args, dest, keep_local, keep_archive, no_rotate, progress, **options):
-        if keep_local < 1 or keep_archive < 0:
-            raise CommandError("--keep-local must be at least 1 and --keep-archive at least 0")
         try:
             result = backup_create(dest, progress=progress)
         except BackupError as exc:

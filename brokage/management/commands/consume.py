@@ -1,10 +1,11 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from brokage.commands import BrokageCommand, non_negative_float, usage_error
 from brokage.consumers import KafkaConsumerRunner, consuming_contexts, topics_for
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Run one context's Kafka consumers in the foreground: handle every event the context "
         "subscribes to, commit offsets after each batch's transactions, dead-letter what keeps failing. "
@@ -13,7 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--context", required=True, help="orders, assets, processor, notifications or audit")
-        parser.add_argument("--max-seconds", type=float, default=None, help="Stop after this many seconds.")
+        parser.add_argument(
+            "--max-seconds", type=non_negative_float, default=None, help="Stop after this many seconds."
+        )
 
     def handle(self, *args, context, max_seconds, **options):
         if settings.EVENT_BUS != "kafka":
@@ -21,7 +24,7 @@ class Command(BaseCommand):
                 "consume needs the Kafka bus (BROKAGE_PROFILE=dev or prod); in-process delivery needs no consumer"
             )
         if context not in consuming_contexts():
-            raise CommandError(f"{context!r} consumes nothing; choose one of {', '.join(consuming_contexts())}")
+            raise usage_error(f"{context!r} consumes nothing; choose one of {', '.join(consuming_contexts())}")
         runner = KafkaConsumerRunner(context)
         runner.install_signal_handlers()
         self.stdout.write(f"{context}: consuming {', '.join(topics_for(context))} as {runner.group_id}")

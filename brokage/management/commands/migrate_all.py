@@ -1,11 +1,11 @@
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
 
+from brokage.commands import BrokageCommand
 from brokage.documents import setup_all_collections
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Migrate every relational alias (customers=default, orders, assets, processor), create the "
         "document collections and indexes, and (with Kafka) the topics. Safe to run any number of times."

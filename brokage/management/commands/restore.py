@@ -1,12 +1,13 @@
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from brokage.backup import BackupDamaged, BackupError, backup_restore, backup_verify, restore_plan
+from brokage.commands import BrokageCommand
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Restore a backup taken by `manage.py backup`: --from DEST/<timestamp>. Every file's sha256 is "
         "checked against manifest.json first; a damaged or incomplete backup is refused before anything is "

@@ -27,10 +27,12 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connections, router, transaction
 from django.test import Client
 from tqdm import tqdm
+
+from brokage.commands import BrokageCommand, non_negative_int, positive_int, usage_error
 
 ADMIN = ("admin", "admin-pass-123")
 BROKER = ("broker", "broker-pass-123")
@@ -64,7 +66,7 @@ DEMO_ORDERS = [
 ]
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Create the demo logins (an admin, a broker, customers alice, bob and carol with TRY and stock "
         "balances, and a few orders) through the REST API. Idempotent: existing users are left as they are."
@@ -73,15 +75,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--customers",
-            type=int,
+            type=non_negative_int,
             help="Bulk mode: make sure this many benchmark customers (bench-00001...) exist, VIP, with TRY.",
         )
         parser.add_argument(
             "--orders",
-            type=int,
+            type=non_negative_int,
             help="Bulk mode: make sure this many seeded orders (client_order_id seed-...) exist over them.",
         )
-        parser.add_argument("--batch-size", type=int, default=BULK_BATCH_SIZE, help="Rows per COPY / bulk_create.")
+        parser.add_argument(
+            "--batch-size", type=positive_int, default=BULK_BATCH_SIZE, help="Rows per COPY / bulk_create."
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars (logs, CI).")
 
     def handle(self, *args, **options):
@@ -209,7 +213,7 @@ class BulkSeeder:
 
     def run(self, *, customers: int, orders: int) -> None:
         if orders and not customers:
-            raise CommandError("--orders needs --customers (the orders are spread over them).")
+            raise usage_error("--orders needs --customers (the orders are spread over them).")
         started = time.monotonic()
         customer_ids = self.seed_customers(customers)
         self.seed_read_models(customer_ids)

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from brokage.commands import BrokageCommand
 from notifications.services import notifications_expired_delete
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Delete notifications past their expires_at (HIGH 365 days, NORMAL 90, LOW 30). A TTL index does "
         "this on MongoDB; FerretDB v1 has no TTL, so Celery beat runs this sweep hourly "

@@ -1,11 +1,9 @@
 import sys
-from datetime import datetime, time
 
-from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
+from brokage.commands import BrokageCommand, date_or_datetime, non_negative_int, positive_int
 from orders.models import OrderStatus
 from orders.services import (
     ARCHIVE_AFTER_DAYS,
@@ -18,20 +16,9 @@ from orders.services import (
 )
 
 
-def parse_as_of(value: str) -> datetime:
-    """`YYYY-MM-DD` (midnight, current time zone) or an ISO 8601 date-time."""
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise CommandError(f"--as-of: not a date or date-time: {value!r}")
-        moment = datetime.combine(day, time.min)
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
-
-
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
-        "Archive finished orders and delete long-archived ones (ARCHITECTURE §9). MATCHED and CANCELED "
+        "Archive finished orders and delete long-archived ones (docs/operations.md). MATCHED and CANCELED "
         "orders last updated more than 90 days before --as-of, and REJECTED ones more than 30 days before, "
         "become ARCHIVED, each with an OrderStatusChanged event written to the orders outbox in the same "
         "transaction. ARCHIVED orders last updated more than --retention-days before --as-of are deleted. "
@@ -42,30 +29,26 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--as-of",
-            type=parse_as_of,
+            type=date_or_datetime,
             default=None,
             help="Reference date (YYYY-MM-DD or ISO date-time); ages are measured back from it. Default: now.",
         )
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be archived/deleted.")
         parser.add_argument(
             "--batch-size",
-            type=int,
+            type=positive_int,
             default=DEFAULT_ARCHIVE_BATCH_SIZE,
             help=f"Orders per transaction (default {DEFAULT_ARCHIVE_BATCH_SIZE}).",
         )
         parser.add_argument(
             "--retention-days",
-            type=int,
+            type=non_negative_int,
             default=DEFAULT_ARCHIVE_RETENTION_DAYS,
             help=f"Delete ARCHIVED orders older than this many days (default {DEFAULT_ARCHIVE_RETENTION_DAYS}).",
         )
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args, as_of, dry_run, batch_size, retention_days, no_progress, **options):
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
-        if retention_days < 0:
-            raise CommandError("--retention-days must not be negative.")
         as_of = as_of or timezone.now()
         cutoffs = orders_archive_cutoffs(as_of=as_of, retention_days=retention_days)
         due = orders_archive_due_counts(cutoffs=cutoffs)

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
-
+from brokage.commands import BrokageCommand, positive_int
 from processor.services import reservation_ttl, saga_expire_stalled
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Reject the orders whose saga never learned, within the reservation TTL "
         "(BROKAGE_RESERVATION_TTL_SECONDS), whether their balance was reserved: each order becomes "
@@ -13,11 +12,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=1000, help="At most this many sagas per run (default 1000).")
+        parser.add_argument(
+            "--limit", type=positive_int, default=1000, help="At most this many sagas per run (default 1000)."
+        )
 
     def handle(self, *args, limit, **options):
-        if limit < 1:
-            raise CommandError("--limit must be at least 1")
         expired = saga_expire_stalled(limit=limit)
         for order_id in expired:
             self.stdout.write(f"order {order_id}: not confirmed within {reservation_ttl()}, rejected")

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
-
+from brokage.commands import BrokageCommand, non_negative_float, non_negative_int
 from processor.services import SAGA_MAX_RETRIES, SAGA_STUCK_AFTER_SECONDS, saga_retry_stuck
 
 
-class Command(BaseCommand):
+class Command(BrokageCommand):
     help = (
         "Re-send the last command of every order saga that has waited for a reply (in RESERVING, "
         "CANCEL_REQUESTED, RELEASING, COMPENSATING or SETTLING) longer than --older-than seconds. Each re-send counts "
@@ -13,20 +12,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--older-than",
-            type=float,
+            type=non_negative_float,
             default=SAGA_STUCK_AFTER_SECONDS,
             help=f"Seconds without progress before a saga counts as stuck (default {SAGA_STUCK_AFTER_SECONDS:g}).",
         )
         parser.add_argument(
             "--max-retries",
-            type=int,
+            type=non_negative_int,
             default=SAGA_MAX_RETRIES,
             help=f"Re-sends before a saga is parked as STUCK (default {SAGA_MAX_RETRIES}).",
         )
 
     def handle(self, *args, older_than, max_retries, **options):
-        if older_than < 0 or max_retries < 0:
-            raise CommandError("--older-than and --max-retries must not be negative")
         result = saga_retry_stuck(older_than_seconds=older_than, max_retries=max_retries)
         for order_id in result.retried:
             self.stdout.write(f"re-sent the last command of order {order_id}")
