@@ -4,8 +4,10 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.db.models import F
+from django.urls import reverse
+from django.utils.html import format_html
 
-from assets.models import Asset, AssetReservation
+from assets.models import Asset, AssetMovement, AssetReservation
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -36,7 +38,17 @@ class LowBalanceFilter(admin.SimpleListFilter):
 
 @admin.register(Asset)
 class AssetAdmin(ReadOnlyAdmin):
-    list_display = ["id", "customer_id", "asset_name", "size", "usable_size", "reserved", "low_balance", "updated_at"]
+    list_display = [
+        "id",
+        "customer_id",
+        "asset_name",
+        "size",
+        "usable_size",
+        "reserved",
+        "low_balance",
+        "updated_at",
+        "ledger",
+    ]
     list_filter = ["asset_name", LowBalanceFilter]
     search_fields = ["=customer_id", "asset_name"]
     ordering = ["customer_id", "asset_name"]
@@ -48,6 +60,34 @@ class AssetAdmin(ReadOnlyAdmin):
     @admin.display(description="low", boolean=True)
     def low_balance(self, asset: Asset) -> bool:
         return asset.usable_size < asset.size * Decimal("0.1")
+
+    @admin.display(description="ledger")
+    def ledger(self, asset: Asset) -> str:
+        url = reverse("admin:assets_assetmovement_changelist") + f"?asset={asset.pk}"
+        return format_html('<a href="{}">movements</a>', url)
+
+
+@admin.register(AssetMovement)
+class AssetMovementAdmin(ReadOnlyAdmin):
+    """The ledger, append-only: read here, never edited (a balance's "movements" link filters it)."""
+
+    list_display = [
+        "id",
+        "created_at",
+        "customer_id",
+        "asset_name",
+        "kind",
+        "size_delta",
+        "usable_delta",
+        "size_after",
+        "usable_after",
+        "order_id",
+        "reference",
+    ]
+    list_filter = ["kind", "asset_name"]
+    search_fields = ["=customer_id", "=order_id", "=reference"]
+    ordering = ["-id"]
+    show_full_result_count = False  # the ledger grows by millions of rows; no COUNT(*) per page
 
 
 @admin.register(AssetReservation)

@@ -1,4 +1,5 @@
-"""Reads of the assets context: balances in a caller's scope, the read models, the balance invariant."""
+"""Reads of the assets context: balances in a caller's scope, the ledger, the read models, the
+balance invariant, and the streams the end-of-day reconciliation reads (`operations.reconcile`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import QuerySet
 
-from assets.models import Asset, AssetReservation, BrokerAssignmentReplica, CustomerReplica, ReservationStatus
+from assets.models import (
+    Asset,
+    AssetMovement,
+    AssetReservation,
+    BrokerAssignmentReplica,
+    CustomerReplica,
+    ReservationStatus,
+)
 from brokage import replicas
-from brokage.auth import Principal, customer_scope
+from brokage.auth import Principal, can_act_for, customer_scope
 from brokage.db import row_get
+from brokage.errors import NotFound
 
 ALIAS = "assets"
 
@@ -27,6 +36,20 @@ def asset_list(*, principal: Principal, customer_id: int | None = None, asset_na
     if asset_name:
         assets = assets.filter(asset_name=asset_name)
     return assets
+
+
+def asset_get_visible(*, principal: Principal, asset_id: int) -> Asset:
+    """One balance `principal` may see (the scoping of `asset_list`); anything else is 404."""
+    asset = row_get(Asset, ALIAS, id=asset_id) if 0 < asset_id < 2**63 else None
+    if asset is None or not can_act_for(principal, asset.customer_id, BrokerAssignmentReplica):
+        raise NotFound("Asset not found.")
+    return asset
+
+
+def asset_movement_list(*, principal: Principal, asset_id: int) -> QuerySet[AssetMovement]:
+    """The ledger of one balance `principal` may see, newest first (served by (asset_id, id))."""
+    asset = asset_get_visible(principal=principal, asset_id=asset_id)
+    return AssetMovement.objects.using(ALIAS).filter(asset_id=asset.id).order_by("-id")
 
 
 def asset_get(*, customer_id: int, asset_name: str) -> Asset | None:

@@ -2,9 +2,10 @@
 
 Every balance change goes through `_balance_change`: an optimistic `versioned_update` of the row
 (`... WHERE id = ? AND version = ?`), its movement in the ledger (`asset_movements`) and a
-`BalanceChanged` event, in the same transaction as the domain events. Each operation is one `transaction.atomic(using="assets")` re-run by
-`retry_on_conflict` when another writer moved the row first, so no update is ever lost and no
-usable balance goes negative (the database's check constraints back this up).
+`BalanceChanged` event, in the same transaction as the domain events. Each operation is one
+`transaction.atomic(using="assets")` re-run by `retry_on_conflict` when another writer moved the
+row first, so no update is ever lost and no usable balance goes negative (the database's check
+constraints back this up).
 """
 
 from __future__ import annotations
