@@ -405,3 +405,25 @@ def _update_by_pk(model: type[models.Model], alias: str, pk, changes: dict, *, v
     with connection.cursor() as cursor:
         cursor.execute(_row_update_sql(model, alias, tuple(changes), versioned=version is not None), params)
         return cursor.rowcount
+
+
+# --- Long consistent reads ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def read_snapshot(alias: str) -> Iterator[None]:
+    """Every read on `alias` inside the block sees one state of the database (an end-of-day check
+    that reads balances, then their ledger, must not see a change land between the two).
+
+    PostgreSQL: one REPEATABLE READ, READ ONLY transaction (writers are never blocked). SQLite: no
+    transaction, since its transactions take the write lock up front (`transaction_mode =
+    "IMMEDIATE"`) and would stop every writer for the whole scan; readers there allow for changes
+    in flight by other means (a grace window)."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=alias):
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+
 from django.utils import timezone
 
 from brokage.auth import Principal
@@ -43,3 +46,13 @@ def notification_unread_count(*, actor: Principal, customer_id: int | None = Non
 
 def customer_contact_get(*, customer_id: int) -> dict | None:
     return notifications_database()[CONTACTS].find_one({"_id": customer_id})
+
+
+def notification_source_event_ids_iter(*, start: datetime, end: datetime) -> Iterator[str]:
+    """The event each notification created in [start, end) was made for, in event id order, once per
+    notification (an event notified twice is listed twice). For the end-of-day reconciliation."""
+    query = {"created_at": {"$gte": query_time(start), "$lt": query_time(end)}}
+    cursor = notifications_database()[NOTIFICATIONS].find(query, {"source_event_id": 1, "_id": 0})
+    for notification in cursor.sort("source_event_id", 1):
+        if notification.get("source_event_id"):
+            yield str(notification["source_event_id"])

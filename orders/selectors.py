@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import DatabaseError
 from django.db.models import QuerySet
@@ -13,9 +16,9 @@ from django.utils import timezone
 
 from brokage import replicas
 from brokage.auth import Principal, customer_scope
-from brokage.db import rows_count, rows_select
+from brokage.db import read_snapshot, rows_count, rows_select
 from brokage.errors import NotFound
-from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order
+from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order, OrderStatus
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +137,32 @@ def order_wait_settled(*, actor: Principal, order: Order, seconds: float) -> Ord
 def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> CustomerReplica | None:
     """What orders knows of a customer, waiting up to `wait_seconds` for its CustomerCreated to land."""
     return replicas.customer_replica_get(CustomerReplica, customer_id=customer_id, wait_seconds=wait_seconds)
+
+
+# --- A stream for the end-of-day reconciliation (operations/reconcile.py) ------------------------------
+
+
+class OrderBooks(NamedTuple):
+    id: uuid.UUID
+    customer_id: int
+    asset_name: str
+    order_side: str
+    size: Decimal
+    price: Decimal
+    status: str
+    rejection_reason: str | None
+    updated_at: datetime
+
+
+def order_iter_by_id(*, chunk_size: int = 2000) -> Iterator[OrderBooks]:
+    """Every order not yet ARCHIVED, in id order (the primary key's), a chunk at a time."""
+    with read_snapshot(ALIAS):
+        rows = (
+            Order.objects.using(ALIAS)
+            .exclude(status=OrderStatus.ARCHIVED)
+            .order_by("id")
+            .values_list(*OrderBooks._fields)
+            .iterator(chunk_size=chunk_size)
+        )
+        for row in rows:
+            yield OrderBooks(*row)

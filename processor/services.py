@@ -38,7 +38,12 @@ from processor.models import (
     SagaType,
     tier_priority,
 )
-from processor.selectors import matching_queue_next, matching_queue_ordered, saga_list_waiting
+from processor.selectors import (
+    SAGA_STUCK_AFTER_SECONDS,
+    matching_queue_next,
+    matching_queue_ordered,
+    saga_list_waiting,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +52,6 @@ QUOTE_ASSET = "TRY"
 AGGREGATE_TYPE = "Order"
 # After this many re-sent commands a saga is parked as STUCK for an admin.
 SAGA_MAX_RETRIES = int(getattr(settings, "PROCESSOR_SAGA_MAX_RETRIES", 5))
-# A saga waiting this long for a reply is considered stuck by the beat's sweep.
-SAGA_STUCK_AFTER_SECONDS = float(getattr(settings, "PROCESSOR_SAGA_STUCK_AFTER_SECONDS", 120))
 MAX_MATCH_REQUEST = 1000
 
 
