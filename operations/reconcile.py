@@ -120,6 +120,13 @@ class ReconcileReport:
         }
 
 
+def _number(value: Decimal | None) -> str:
+    """A decimal as a person writes it: 10, 12.5 (not 10.0000000000000000)."""
+    if value is None:
+        return "none"
+    return format(value.normalize(), "f") if value else "0"
+
+
 def _plain(value):
     return value if value is None or isinstance(value, (int, str)) else str(value)
 
@@ -167,15 +174,15 @@ def _check_balance(books: BalanceBooks, report: ReconcileReport, cutoff: datetim
     if (size, usable) != (books.ledger_size, books.ledger_usable):
         report.add(
             "balance_ledger_total",
-            f"{books.asset_name} balance is size {size} usable {usable}; its {books.movements} movements add up "
-            f"to size {books.ledger_size} usable {books.ledger_usable}",
+            f"{books.asset_name} balance is size {_number(size)} usable {_number(usable)}; its {books.movements} "
+            f"movements add up to size {_number(books.ledger_size)} usable {_number(books.ledger_usable)}",
             **ids,
         )
     if books.movements and (size, usable) != (books.last_size_after, books.last_usable_after):
         report.add(
             "balance_ledger_last",
-            f"{books.asset_name} balance is size {size} usable {usable}; its last movement left size "
-            f"{books.last_size_after} usable {books.last_usable_after}",
+            f"{books.asset_name} balance is size {_number(size)} usable {_number(usable)}; its last movement "
+            f"left size {_number(books.last_size_after)} usable {_number(books.last_usable_after)}",
             **ids,
         )
     if books.broken_movement_id is not None:
@@ -188,12 +195,12 @@ def _check_balance(books: BalanceBooks, report: ReconcileReport, cutoff: datetim
     if size - usable != books.active_reserved:
         report.add(
             "balance_reserved",
-            f"{books.asset_name} holds back {size - usable} (size {size} - usable {usable}) but its ACTIVE "
-            f"reservations add up to {books.active_reserved}",
+            f"{books.asset_name} holds back {_number(size - usable)} (size {_number(size)} - usable "
+            f"{_number(usable)}) but its ACTIVE reservations add up to {_number(books.active_reserved)}",
             **ids,
         )
     if usable < 0:
-        report.add("balance_negative", f"{books.asset_name} usable balance is {usable}", **ids)
+        report.add("balance_negative", f"{books.asset_name} usable balance is {_number(usable)}", **ids)
 
 
 # --- Orders, their sagas and their reservations ---------------------------------------------------------
@@ -253,7 +260,7 @@ def _check_order(
         if reservation is not None and reservation.status == ACTIVE and reservation.created_at < cutoff:
             report.add(
                 "reservation_orphan",
-                f"ACTIVE reservation of {reservation.amount} {reservation.asset_name} has no open order",
+                f"ACTIVE reservation of {_number(reservation.amount)} {reservation.asset_name} has no open order",
                 order_id=reservation.order_id,
                 customer_id=reservation.customer_id,
                 asset_id=reservation.asset_id,
@@ -302,9 +309,9 @@ def _check_reservation(order: OrderBooks, reservation: ReservationBooks | None, 
     if held != (order.customer_id, asset_name, amount):
         report.add(
             "order_reservation_amount",
-            f"{order.order_side} {order.size} {order.asset_name} @ {order.price} must hold {amount} {asset_name} of "
-            f"customer {order.customer_id}; its reservation holds {reservation.amount} {reservation.asset_name} "
-            f"of customer {reservation.customer_id}",
+            f"{order.order_side} {_number(order.size)} {order.asset_name} @ {_number(order.price)} must hold "
+            f"{_number(amount)} {asset_name} of customer {order.customer_id}; its reservation holds "
+            f"{_number(reservation.amount)} {reservation.asset_name} of customer {reservation.customer_id}",
             **ids,
         )
 

@@ -59,7 +59,9 @@ class AssetListView(ListAPIView):
 
 
 @extend_schema(
-    tags=["assets"], summary="The ledger of one balance, newest first (scoped like the balance; 404 if not yours)."
+    tags=["assets"],
+    summary="The ledger of one balance, newest first (scoped like the balance; 404 if not yours).",
+    parameters=[OpenApiParameter("asset_id", int, OpenApiParameter.PATH, description="The balance's id.")],
 )
 class AssetMovementListView(ListAPIView):
     serializer_class = AssetMovementSerializer

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from assets.models import Asset, AssetReservation
+from assets.models import Asset, AssetMovement, AssetReservation
 from audit.documents import AUDIT_LOGS, audit_database
 from brokage.celery import app as celery_app
 from brokage.outbox import outbox_model
@@ -120,6 +121,49 @@ def test_a_deleted_reservation_is_named_with_its_order(books):
     assert "saga_id" in order
     [balance] = found(report, "balance_reserved")  # the TRY it held is still missing from usable
     assert balance["customer_id"] == books["customer_id"] and balance["asset_name"] == "TRY"
+
+
+def test_a_settled_reservation_of_the_wrong_amount_is_named(books):
+    AssetReservation.objects.using("assets").filter(order_id=books["bought"]).update(amount=Decimal("9.99"))
+
+    status, report = reconcile()
+
+    assert status == 1
+    [wrong] = found(report, "order_reservation_amount")
+    assert wrong["order_id"] == books["bought"] and wrong["customer_id"] == books["customer_id"]
+    assert "must hold 10 TRY" in next(d["detail"] for d in report["discrepancies"] if d["ids"] == wrong)
+
+
+def test_an_active_reservation_without_an_order_is_named(books):
+    try_row = Asset.objects.using("assets").get(customer_id=books["customer_id"], asset_name="TRY")
+    orphan = AssetReservation.objects.using("assets").create(
+        asset=try_row, order_id=uuid.uuid4(), amount=Decimal("5"), expires_at=timezone.now()
+    )
+
+    status, report = reconcile()
+
+    assert status == 1
+    assert found(report, "reservation_orphan") == [
+        {
+            "order_id": str(orphan.order_id),
+            "customer_id": books["customer_id"],
+            "asset_id": try_row.id,
+            "reservation_id": str(orphan.id),
+        }
+    ]
+
+
+def test_a_ledger_line_rewritten_after_the_fact_is_named(books):
+    try_row = Asset.objects.using("assets").get(customer_id=books["customer_id"], asset_name="TRY")
+    first = AssetMovement.objects.using("assets").filter(asset_id=try_row.id).order_by("id").first()
+    AssetMovement.objects.using("assets").filter(pk=first.pk).update(size_after=first.size_after + 1)
+
+    status, report = reconcile()
+
+    assert status == 1
+    assert found(report, "balance_ledger_chain") == [
+        {"customer_id": books["customer_id"], "asset_id": try_row.id, "asset_name": "TRY", "movement_id": first.pk}
+    ]
 
 
 def test_a_saga_state_that_disagrees_with_its_order_is_named(books):
