@@ -259,8 +259,8 @@ def test_the_daily_job_records_its_outcome_for_metrics(books, client):
     assert reconcile_daily() == {"ok": False, "discrepancies": 3}
 
     metrics = client.get("/metrics").content.decode()
-    assert 'brokage_reconcile_discrepancies{check="all"} 3.0' in metrics
-    assert 'brokage_reconcile_discrepancies{check="balance_reserved"} 1.0' in metrics
+    assert "\nbrokage_reconcile_discrepancies 3.0\n" in metrics
+    assert 'brokage_reconcile_discrepancies_by_check{check="balance_reserved"} 1.0' in metrics
     assert "brokage_reconcile_last_run_timestamp_seconds " in metrics
 
 
