@@ -11,9 +11,11 @@ columns, comparing one with a constant, and ORDER BY give the numeric answer: th
 on balances and the admin's sorting work unchanged. A negative value (the ledger's deltas) is
 written as "-" and the complement of its magnitude, so negatives sort below every value ≥ 0 and
 among themselves in numeric order too.
+
 Arithmetic in SQL (`F("size") * 2`, `SUM`) converts the text to a float there (and reads a
-negative value's complement as a number near -10**whole_digits), so do sums in Python on SQLite. A value with more decimal places or whole digits than the column holds is refused
-(ValueError) rather than rounded.
+negative value's complement as a number near -10**whole_digits), so do sums in Python on SQLite.
+A value with more decimal places or whole digits than the column holds is refused (ValueError)
+rather than rounded.
 """
 
 from decimal import Context, Decimal, InvalidOperation
