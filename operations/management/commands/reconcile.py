@@ -73,7 +73,7 @@ class Command(BaseCommand):
             "--settle-seconds",
             type=non_negative_seconds,
             default=DEFAULT_SETTLE_SECONDS,
-            help="Leave alone what changed this many seconds ago or later: it may still be on its way "
+            help="Leave alone what changed in the last this many seconds: it may still be on its way "
             f"(default {DEFAULT_SETTLE_SECONDS:g}).",
         )
         parser.add_argument(
