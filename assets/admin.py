@@ -19,7 +19,15 @@ from django.utils.html import format_html
 
 from assets import services
 from assets.api.serializers import DepositSerializer, WithdrawSerializer
-from assets.models import Asset, AssetReservation, BrokerAssignmentReplica, CustomerReplica, OutboxEvent, ProcessedEvent
+from assets.models import (
+    Asset,
+    AssetMovement,
+    AssetReservation,
+    BrokerAssignmentReplica,
+    CustomerReplica,
+    OutboxEvent,
+    ProcessedEvent,
+)
 from assets.selectors import asset_get, asset_list
 from brokage.admin_display import (
     InternalAdmin,
@@ -361,6 +369,69 @@ def _add_domain_error(form: forms.Form, exc: DomainError) -> None:
             form.add_error(field if field in form.fields else None, [str(problem) for problem in problems])
     else:
         form.add_error(None, str(exc.detail))
+
+
+@admin.register(AssetMovement)
+class AssetMovementAdmin(ReadOnlyAdmin):
+    """The ledger, append-only: read here, never edited. A balance's and an order's pages link to
+    their movements (`?asset_id=` / `?order_id=`)."""
+
+    list_display = [
+        "id",
+        "created_at",
+        "customer_shown",
+        "asset_name",
+        "kind",
+        "size_delta_shown",
+        "usable_delta_shown",
+        "size_after_shown",
+        "usable_after_shown",
+        "order_shown",
+        "reference",
+    ]
+    list_filter = ["kind", "asset_name"]
+    search_fields = ["=customer_id", "=order_id", "=reference"]
+    ordering = ["-id"]
+    show_full_result_count = False  # the ledger grows by millions of rows; no COUNT(*) per page
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        return lookup in {"asset_id", "order_id"} or super().lookup_allowed(lookup, value, request)
+
+    def get_queryset(self, request):
+        movements = super().get_queryset(request)
+        scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
+        if scope is not None:
+            movements = movements.filter(customer_id__in=scope)
+        username = CustomerReplica.objects.filter(customer_id=OuterRef("customer_id")).values("username")[:1]
+        return movements.annotate(customer_username=Subquery(username))
+
+    @admin.display(description="customer", ordering="customer_id")
+    def customer_shown(self, movement: AssetMovement):
+        return customer_link(movement.customer_id, getattr(movement, "customer_username", None))
+
+    @admin.display(description="size Δ")
+    def size_delta_shown(self, movement: AssetMovement):
+        return numeric(amount_text(movement.size_delta, movement.asset_name))
+
+    @admin.display(description="usable Δ")
+    def usable_delta_shown(self, movement: AssetMovement):
+        return numeric(amount_text(movement.usable_delta, movement.asset_name))
+
+    @admin.display(description="size after")
+    def size_after_shown(self, movement: AssetMovement):
+        return numeric(amount_text(movement.size_after, movement.asset_name))
+
+    @admin.display(description="usable after")
+    def usable_after_shown(self, movement: AssetMovement):
+        return numeric(amount_text(movement.usable_after, movement.asset_name))
+
+    @admin.display(description="order")
+    def order_shown(self, movement: AssetMovement):
+        if movement.order_id is None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a>', admin_url("orders_order_change", movement.order_id), short_id(movement.order_id)
+        )
 
 
 @admin.register(AssetReservation)

@@ -1,4 +1,5 @@
-"""The assets context: what each customer holds (`assets`) and what open orders hold back (`asset_reservations`).
+"""The assets context: what each customer holds (`assets`), what open orders hold back
+(`asset_reservations`), and why each balance is what it is (`asset_movements`, the ledger).
 
 TRY is an asset like any other. `size` is what the customer owns; `usable_size` is what is left
 after the ACTIVE reservations of open orders, so at every instant
@@ -92,6 +93,51 @@ class AssetReservation(models.Model):
 
     def __str__(self) -> str:
         return f"reservation of {self.amount} for order {self.order_id} [{self.status}]"
+
+
+class MovementKind(models.TextChoices):
+    DEPOSIT = "DEPOSIT"
+    WITHDRAWAL = "WITHDRAWAL"
+    RESERVE = "RESERVE"
+    RELEASE = "RELEASE"
+    SETTLE = "SETTLE"
+    EXPIRE = "EXPIRE"
+
+
+class AssetMovement(models.Model):
+    """One change of one balance: the append-only ledger (ARCHITECTURE §3).
+
+    Written by `assets.services._balance_change` in the transaction that moves the balance, one row
+    per change, and never updated or deleted (the admin and the API only read it). Balances stay in
+    `assets` for speed; this is the proof: a balance's size and usable_size are the sums of its
+    movements' deltas and equal the last movement's afters (`manage.py reconcile` checks both).
+    `reference` is what caused the change: the event id for a saga step, the request's correlation
+    id for a deposit or withdrawal.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # Indexed by (asset_id, id) below, which also serves lookups by asset alone.
+    asset = models.ForeignKey(
+        Asset, on_delete=models.PROTECT, related_name="movements", db_column="asset_id", db_index=False
+    )
+    customer_id = models.BigIntegerField()
+    asset_name = models.CharField(max_length=32)
+    kind = models.CharField(max_length=16, choices=MovementKind.choices)
+    size_delta = money_field()
+    usable_delta = money_field()
+    size_after = money_field()
+    usable_after = money_field()
+    order_id = models.UUIDField(null=True, blank=True)
+    reference = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "asset_movements"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["asset", "id"], name="idx_movements_asset_id")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.asset_name} of customer {self.customer_id}: {self.size_delta} / {self.usable_delta}"
 
 
 class OutboxEvent(OutboxEventBase):

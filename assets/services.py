@@ -1,10 +1,11 @@
 """Writes of the assets context: deposits, withdrawals, and the reservations the order saga asks for.
 
 Every balance change goes through `_balance_change`: an optimistic `versioned_update` of the row
-(`... WHERE id = ? AND version = ?`) plus a `BalanceChanged` event, in the same transaction as the
-domain events. Each operation is one `transaction.atomic(using="assets")` re-run by
-`retry_on_conflict` when another writer moved the row first, so no update is ever lost and no
-usable balance goes negative (the database's check constraints back this up).
+(`... WHERE id = ? AND version = ?`), its movement in the ledger (`asset_movements`) and a
+`BalanceChanged` event, in the same transaction as the domain events. Each operation is one
+`transaction.atomic(using="assets")` re-run by `retry_on_conflict` when another writer moved the
+row first, so no update is ever lost and no usable balance goes negative (the database's check
+constraints back this up).
 """
 
 from __future__ import annotations
@@ -35,15 +36,17 @@ from assets.models import (
     MONEY_MAX_DIGITS,
     QUOTE_ASSET,
     Asset,
+    AssetMovement,
     AssetReservation,
     BrokerAssignmentReplica,
     CustomerReplica,
+    MovementKind,
     ReservationStatus,
 )
 from assets.selectors import asset_get, customer_replica_get, customer_wait_seconds, reservation_get_for_order
 from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
-from brokage.db import VersionConflict, instance_insert, retry_on_conflict, versioned_update
+from brokage.db import VersionConflict, instance_insert, retry_on_conflict, row_insert, versioned_update
 from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
 from brokage.outbox import outbox_write
 from brokage.redis import redis_lock
@@ -59,6 +62,15 @@ CONFLICT_ATTEMPTS = 64
 NO_ASSET = "NO_ASSET"
 INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
 INVALID_AMOUNT = "INVALID_AMOUNT"
+# A balance change's reason (also BalanceChanged's `reason`) and the kind of its ledger movement.
+MOVEMENT_KINDS = {
+    "DEPOSIT": MovementKind.DEPOSIT,
+    "WITHDRAW": MovementKind.WITHDRAWAL,
+    "RESERVE": MovementKind.RESERVE,
+    "RELEASE": MovementKind.RELEASE,
+    "SETTLE": MovementKind.SETTLE,
+    "EXPIRE": MovementKind.EXPIRE,
+}
 
 
 class InsufficientBalance(ConflictError):
@@ -129,9 +141,12 @@ def _balance_change(
     trace: dict | None = None,
     details: dict | None = None,
 ) -> Asset:
-    """Move one row's balances (optimistically locked) and record a BalanceChanged event.
+    """Move one row's balances (optimistically locked), append the movement to the ledger and record
+    a BalanceChanged event.
 
-    `details` adds optional payload fields (a withdrawal's IBAN, for the audit trail)."""
+    `details` adds optional payload fields (a withdrawal's IBAN, for the audit trail). The movement's
+    reference is what caused the change: the event a saga step handles (`trace`'s causation id),
+    else the request's correlation id (which the BalanceChanged envelope carries either way)."""
     old = {"size": decimal_string(asset.size), "usable_size": decimal_string(asset.usable_size)}
     size = asset.size + size_delta
     usable_size = asset.usable_size + usable_delta
@@ -142,8 +157,9 @@ def _balance_change(
         )
     if size >= MONEY_LIMIT:
         raise InvalidInput({"amount": [f"The balance would exceed {MONEY_LIMIT:,}."]})
+    kind = MOVEMENT_KINDS[reason]
     versioned_update(asset, size=size, usable_size=usable_size)
-    outbox_write(
+    envelope = outbox_write(
         CONTEXT,
         BALANCE_CHANGED,
         aggregate_type="Asset",
@@ -160,6 +176,25 @@ def _balance_change(
             **(details or {}),
         },
         **(trace or {}),
+    )
+    # One INSERT (held to the end of a consumer's batch like the outbox row), no read: the afters
+    # are the row as just written.
+    row_insert(
+        AssetMovement,
+        ALIAS,
+        {
+            "asset": asset.id,
+            "customer_id": asset.customer_id,
+            "asset_name": asset.asset_name,
+            "kind": kind,
+            "size_delta": size_delta,
+            "usable_delta": usable_delta,
+            "size_after": asset.size,
+            "usable_after": asset.usable_size,
+            "order_id": order_id,
+            "reference": (envelope["causation_id"] or envelope["correlation_id"])[:64],
+        },
+        hold=True,
     )
     return asset
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from audit.documents import AUDIT_LOGS, TELEMETRY, audit_database
@@ -74,3 +75,12 @@ def telemetry_list(
     if user_id is not None:
         query["user_id"] = user_id_value(user_id)
     return DocumentSequence(audit_database()[TELEMETRY], query, NEWEST_FIRST)
+
+
+def audit_event_ids_iter(*, start: datetime, end: datetime) -> Iterator[str]:
+    """The event id of every audit entry stamped in [start, end), in id order, once per entry (an
+    event recorded twice is listed twice). For the end-of-day reconciliation, which merges it with
+    the outboxes' published events; the one place that knows where a day's entries are stored."""
+    query = {"timestamp": {"$gte": query_time(start), "$lt": query_time(end)}}
+    for entry in audit_database()[AUDIT_LOGS].find(query, {"_id": 1}).sort("_id", 1):
+        yield str(entry["_id"])

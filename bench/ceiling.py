@@ -7,7 +7,8 @@ dropped afterwards, so the benchmark's rows never reach the tables the listing i
 - placement: one transaction = insert an order + its OrderCreated outbox row (what order_create commits);
 - saga: one "transaction" = the saga's four commits as plain SQL: the order + outbox; the saga
   instance + processed event + ReserveAssets outbox; the TRY row updated with a version check +
-  the reservation + processed event + AssetReserved outbox; the order's status update + processed event.
+  its ledger movement + the reservation + processed event + AssetReserved outbox; the order's status
+  update + processed event.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ SCRATCH_DATABASE = "brokage_bench_ceiling"
 CONTEXT_TABLES = {
     "orders": ["orders", "outbox_events", "processed_events"],
     "processor": ["saga_instances", "processed_events", "outbox_events"],
-    "assets": ["assets", "asset_reservations", "processed_events", "outbox_events"],
+    "assets": ["assets", "asset_reservations", "asset_movements", "processed_events", "outbox_events"],
 }
 CUSTOMERS = 10_000
 
@@ -180,7 +181,11 @@ def saga_script() -> str:
             "SELECT id AS aid, version AS ver FROM ctx_assets.assets WHERE customer_id = :cid AND asset_name = 'TRY'"
             " \\gset",
             "UPDATE ctx_assets.assets SET usable_size = usable_size - 1.5, version = version + 1, updated_at = now()"
-            " WHERE id = :aid AND version = :ver;",
+            " WHERE id = :aid AND version = :ver RETURNING size AS sz, usable_size AS us \\gset",
+            # the ledger line of that change (assets.services._balance_change writes one per change)
+            "INSERT INTO ctx_assets.asset_movements (asset_id, customer_id, asset_name, kind, size_delta, usable_delta,"
+            " size_after, usable_after, order_id, reference, created_at)"
+            " VALUES (:aid, :cid, 'TRY', 'RESERVE', 0, -1.5, :sz, :us, :oid, gen_random_uuid()::text, now());",
             "INSERT INTO ctx_assets.asset_reservations (id, asset_id, order_id, amount, status, created_at, expires_at)"
             " VALUES (gen_random_uuid(), :aid, :oid, 1.5, 'ACTIVE', now(), now() + interval '1 day');",
             _outbox("ctx_assets", ":oid", "AssetReserved", reserved),

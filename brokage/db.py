@@ -65,10 +65,17 @@ def retry_on_conflict(operation: Callable[[], T], *, attempts: int = 8) -> T:
 # convert values the way the ORM does (`get_db_prep_*` going in, the field's converters coming out).
 
 
+@functools.cache
+def _inserted_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    """The columns an INSERT of `model` writes: every concrete field but an auto-incremented primary
+    key, which the database assigns (an append-only ledger's bigint id)."""
+    return tuple(field for field in model._meta.concrete_fields if not isinstance(field, models.AutoField))
+
+
 def _insert_sql(model: type[models.Model], alias: str, conflict: str | None, rows_sql: str) -> str:
-    """`INSERT INTO table (every column) <rows_sql>`, skipping rows that collide on `conflict`."""
+    """`INSERT INTO table (every inserted column) <rows_sql>`, skipping rows that collide on `conflict`."""
     quote = connections[alias].ops.quote_name
-    columns = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    columns = ", ".join(quote(field.column) for field in _inserted_fields(model))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {rows_sql}"
     if conflict is not None:
         sql += f" ON CONFLICT ({quote(model._meta.get_field(conflict).column)}) DO NOTHING"
@@ -77,7 +84,7 @@ def _insert_sql(model: type[models.Model], alias: str, conflict: str | None, row
 
 @functools.cache
 def _row_insert_sql(model: type[models.Model], alias: str, conflict: str | None, rows: int = 1) -> str:
-    row = f"({', '.join(['%s'] * len(model._meta.concrete_fields))})"
+    row = f"({', '.join(['%s'] * len(_inserted_fields(model)))})"
     return _insert_sql(model, alias, conflict, "VALUES " + ", ".join([row] * rows))
 
 
@@ -85,7 +92,8 @@ def row_insert(
     model: type[models.Model], alias: str, values: dict, *, skip_conflict_on: str | None = None, hold: bool = False
 ) -> bool:
     """INSERT one row of `model` (the fields in `values`, the model's defaults for the others, each
-    converted by the field's `get_db_prep_save` as a save would) and return whether a row was written.
+    converted by the field's `get_db_prep_save` as a save would; an auto-incremented primary key is
+    left to the database) and return whether a row was written.
 
     For the rows written with every event (outbox rows, processed-event markers): the statement is
     built once per table and database, where `Model.objects.create` builds it for every call, which
@@ -99,7 +107,7 @@ def row_insert(
     connection = connections[alias]
     params = [
         field.get_db_prep_save(values[field.name] if field.name in values else field.get_default(), connection)
-        for field in model._meta.concrete_fields
+        for field in _inserted_fields(model)
     ]
     if hold and getattr(_held, "alias", None) == alias:
         transaction.on_commit(_HeldRow((model, skip_conflict_on), params), using=alias)
@@ -169,7 +177,7 @@ def _rows_insert_sql(model: type[models.Model], alias: str, conflict: str | None
     the bench's 5-minute soak (one more statement on the Python side each time as well). This one
     is a single statement, prepared once."""
     connection = connections[alias]
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in model._meta.concrete_fields)
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _inserted_fields(model))
     return _insert_sql(model, alias, conflict, f"SELECT * FROM unnest({arrays})")  # noqa: S608
 
 
@@ -190,7 +198,7 @@ def _held_rows_write(alias: str) -> None:
                 columns = [list(column) for column in zip(*rows, strict=True)]
                 statements = [(_rows_insert_sql(model, alias, conflict), columns, len(rows))]
             else:
-                fields = model._meta.concrete_fields
+                fields = _inserted_fields(model)
                 size = max(1, min(HELD_CHUNK_ROWS, connection.ops.bulk_batch_size(fields, rows)))
                 chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
                 statements = [
@@ -397,3 +405,25 @@ def _update_by_pk(model: type[models.Model], alias: str, pk, changes: dict, *, v
     with connection.cursor() as cursor:
         cursor.execute(_row_update_sql(model, alias, tuple(changes), versioned=version is not None), params)
         return cursor.rowcount
+
+
+# --- Long consistent reads ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def read_snapshot(alias: str) -> Iterator[None]:
+    """Every read on `alias` inside the block sees one state of the database (an end-of-day check
+    that reads balances, then their ledger, must not see a change land between the two).
+
+    PostgreSQL: one REPEATABLE READ, READ ONLY transaction (writers are never blocked). SQLite: no
+    transaction, since its transactions take the write lock up front (`transaction_mode =
+    "IMMEDIATE"`) and would stop every writer for the whole scan; readers there allow for changes
+    in flight by other means (a grace window)."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=alias):
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield

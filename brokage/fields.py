@@ -6,12 +6,16 @@ would come back rounded on the embedded and test profiles. This field stores the
 on SQLite and as `numeric(max_digits, decimal_places)` everywhere else; values are Decimals either
 way.
 
-On SQLite the text is fixed-width and zero-padded (`sqlite_decimal_text`), so for the values ≥ 0
-that money columns hold, comparing two such columns, comparing one with a constant, and ORDER BY
-give the numeric answer: the CHECK constraints on balances and the admin's sorting work unchanged.
-Arithmetic in SQL (`F("size") * 2`, `SUM`) converts the text to a float there, so do sums in Python
-on SQLite. A value with more decimal places or whole digits than the column holds is refused
-(ValueError) rather than rounded.
+On SQLite the text is fixed-width and zero-padded (`sqlite_decimal_text`), so comparing two such
+columns, comparing one with a constant, and ORDER BY give the numeric answer: the CHECK constraints
+on balances and the admin's sorting work unchanged. A negative value (the ledger's deltas) is
+written as "-" and the complement of its magnitude, so negatives sort below every value ≥ 0 and
+among themselves in numeric order too.
+
+Arithmetic in SQL (`F("size") * 2`, `SUM`) converts the text to a float there (and reads a
+negative value's complement as a number near -10**whole_digits), so do sums in Python on SQLite.
+A value with more decimal places or whole digits than the column holds is refused (ValueError)
+rather than rounded.
 """
 
 from decimal import Context, Decimal, InvalidOperation
@@ -20,9 +24,11 @@ from django.db import models
 
 
 def sqlite_decimal_text(value: Decimal, *, max_digits: int, decimal_places: int) -> str:
-    """`value` as fixed-width text whose order is the numeric order for values ≥ 0:
-    `Decimal("12.5")` in (24, 8) is `"0000000000000012.50000000"`. Negative values get a leading "-"
-    (they sort below every value ≥ 0, so a `>= 0` check refuses them)."""
+    """`value` as fixed-width text whose order is the numeric order:
+    `Decimal("12.5")` in (24, 8) is `"0000000000000012.50000000"`. A negative value is "-" and
+    `10**whole_digits + value` (`Decimal("-12.5")` is `"-9999999999999987.50000000"`): "-" sorts
+    below every digit, so negatives come before every value ≥ 0 (a `>= 0` check refuses them), and
+    the complement puts a larger magnitude first. `sqlite_decimal_value` reads either back."""
     whole_digits = max_digits - decimal_places
     if not value.is_finite() or (value and value.adjusted() >= whole_digits):
         raise ValueError(f"{value} does not fit in {whole_digits} whole digits")
@@ -34,8 +40,19 @@ def sqlite_decimal_text(value: Decimal, *, max_digits: int, decimal_places: int)
         raise ValueError(f"{value} has more than {decimal_places} decimal places")
     width = max_digits + 1  # the digits and the point
     if exact < 0:
-        return "-" + format(-exact, f"0{width}f")
+        complement = Context(prec=max_digits + 1).add(Decimal(10) ** whole_digits, exact)
+        return "-" + format(complement, f"0{width}f")
     return format(abs(exact), f"0{width}f")  # abs: never "-0"
+
+
+def sqlite_decimal_value(text: str) -> Decimal:
+    """The Decimal `sqlite_decimal_text` wrote: a negative one is stored as its complement, and the
+    width of its whole part says which power of ten it is the complement to."""
+    if not text.startswith("-"):
+        return Decimal(text)
+    complement = Decimal(text[1:])
+    whole_digits = len(text[1:].partition(".")[0])
+    return Context(prec=len(text)).subtract(complement, Decimal(10) ** whole_digits)
 
 
 class ExactDecimalField(models.DecimalField):
@@ -57,6 +74,8 @@ class ExactDecimalField(models.DecimalField):
     def from_db_value(self, value, expression, connection):
         if value is None:
             return None
+        if connection.vendor == "sqlite" and isinstance(value, str):
+            return sqlite_decimal_value(value).quantize(Decimal(1).scaleb(-self.decimal_places), context=self.context)
         return Decimal(str(value)).quantize(Decimal(1).scaleb(-self.decimal_places), context=self.context)
 
 

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "processor",
     "notifications",
     "audit",
+    "operations",  # not a context: cross-context checks (reconcile) through the contexts' selectors
 ]
 
 MIDDLEWARE = [

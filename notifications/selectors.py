@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+
 from django.utils import timezone
 
 from brokage.auth import Principal
@@ -72,3 +75,13 @@ def notification_list_for_staff(
     if bounds:
         query["created_at"] = bounds
     return DocumentSequence(notifications_database()[NOTIFICATIONS], query, NEWEST_FIRST)
+
+
+def notification_source_event_ids_iter(*, start: datetime, end: datetime) -> Iterator[str]:
+    """The event each notification created in [start, end) was made for, in event id order, once per
+    notification (an event notified twice is listed twice). For the end-of-day reconciliation."""
+    query = {"created_at": {"$gte": query_time(start), "$lt": query_time(end)}}
+    cursor = notifications_database()[NOTIFICATIONS].find(query, {"source_event_id": 1, "_id": 0})
+    for notification in cursor.sort("source_event_id", 1):
+        if notification.get("source_event_id"):
+            yield str(notification["source_event_id"])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
+from typing import NamedTuple
 
 from django.db import DatabaseError
 from django.db.models import QuerySet
@@ -15,7 +17,7 @@ from django.utils import timezone
 
 from brokage import replicas
 from brokage.auth import Principal, customer_scope
-from brokage.db import rows_count, rows_select
+from brokage.db import read_snapshot, rows_count, rows_select
 from brokage.errors import NotFound
 from brokage.tiers import DEFAULT_TIER, tier_priority
 from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order, OrderSide, OrderStatus
@@ -229,3 +231,32 @@ def order_match_review(*, actor: Principal, order_ids: list) -> MatchReview:
             problem = f"It is {order.status}; only ORDER_CONFIRMED orders can be matched."
         lines.append(MatchLine(order, customers.get(order.customer_id), amount, moves, problem))
     return MatchReview(sorted(lines, key=_serving_key), unknown)
+
+
+# --- A stream for the end-of-day reconciliation (operations/reconcile.py) ------------------------------
+
+
+class OrderBooks(NamedTuple):
+    id: uuid.UUID
+    customer_id: int
+    asset_name: str
+    order_side: str
+    size: Decimal
+    price: Decimal
+    status: str
+    rejection_reason: str | None
+    updated_at: datetime
+
+
+def order_iter_by_id(*, chunk_size: int = 2000) -> Iterator[OrderBooks]:
+    """Every order not yet ARCHIVED, in id order (the primary key's), a chunk at a time."""
+    with read_snapshot(ALIAS):
+        rows = (
+            Order.objects.using(ALIAS)
+            .exclude(status=OrderStatus.ARCHIVED)
+            .order_by("id")
+            .values_list(*OrderBooks._fields)
+            .iterator(chunk_size=chunk_size)
+        )
+        for row in rows:
+            yield OrderBooks(*row)

@@ -38,7 +38,7 @@ from processor.models import (
     SagaState,
     SagaType,
 )
-from processor.selectors import saga_list_waiting
+from processor.selectors import SAGA_STUCK_AFTER_SECONDS, saga_list_waiting
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +47,6 @@ QUOTE_ASSET = "TRY"
 AGGREGATE_TYPE = "Order"
 # After this many re-sent commands a saga is parked as STUCK for an admin.
 SAGA_MAX_RETRIES = int(getattr(settings, "PROCESSOR_SAGA_MAX_RETRIES", 5))
-# A saga waiting this long for a reply is considered stuck by the beat's sweep.
-SAGA_STUCK_AFTER_SECONDS = float(getattr(settings, "PROCESSOR_SAGA_STUCK_AFTER_SECONDS", 120))
 
 
 def _alias() -> str:

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from assets.models import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, QUOTE_ASSET, Asset
+from assets.models import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, QUOTE_ASSET, Asset, AssetMovement
 
 BIGINT_MAX = 2**63 - 1
 ASSET_NAME_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,31}$"
@@ -53,6 +53,34 @@ class AssetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Asset
         fields = ["id", "customer_id", "asset_name", "size", "usable_size", "updated_at"]
+        read_only_fields = fields
+
+
+class AssetMovementSerializer(serializers.ModelSerializer):
+    """One ledger line: what moved (deltas, negative when the balance went down) and what it left."""
+
+    asset_id = serializers.IntegerField(read_only=True)
+    size_delta = amount_field(read_only=True)
+    usable_delta = amount_field(read_only=True)
+    size_after = amount_field(read_only=True)
+    usable_after = amount_field(read_only=True)
+
+    class Meta:
+        model = AssetMovement
+        fields = [
+            "id",
+            "asset_id",
+            "customer_id",
+            "asset_name",
+            "kind",
+            "size_delta",
+            "usable_delta",
+            "size_after",
+            "usable_after",
+            "order_id",
+            "reference",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

@@ -13,7 +13,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assets import selectors, services
-from assets.api.serializers import AssetFilterSerializer, AssetSerializer, DepositSerializer, WithdrawSerializer
+from assets.api.serializers import (
+    AssetFilterSerializer,
+    AssetMovementSerializer,
+    AssetSerializer,
+    DepositSerializer,
+    WithdrawSerializer,
+)
 from brokage.auth import principal_of
 
 
@@ -50,6 +56,20 @@ class AssetListView(ListAPIView):
         filters = AssetFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return selectors.asset_list(principal=principal_of(self.request.user), **filters.validated_data)
+
+
+@extend_schema(
+    tags=["assets"],
+    summary="The ledger of one balance, newest first (scoped like the balance; 404 if not yours).",
+    parameters=[OpenApiParameter("asset_id", int, OpenApiParameter.PATH, description="The balance's id.")],
+)
+class AssetMovementListView(ListAPIView):
+    serializer_class = AssetMovementSerializer
+
+    def get_queryset(self):
+        return selectors.asset_movement_list(
+            principal=principal_of(self.request.user), asset_id=int(self.kwargs["asset_id"])
+        )
 
 
 class AssetDepositView(APIView):

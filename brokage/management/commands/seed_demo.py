@@ -9,7 +9,8 @@ customers `bench-00001`... with one shared password and a large TRY balance, and
 over them and over the last ~180 days, in terminal states and, for the last week, open ones. It
 writes each context's tables directly (models resolved with `apps.get_model`, COPY on PostgreSQL,
 `bulk_create` elsewhere) in batches, including the read models the saga needs (orders', assets'
-and processor's customer replicas), so the API accepts orders for these customers at once. No
+and processor's customer replicas) and each new balance's opening DEPOSIT in the ledger, so the API
+accepts orders for these customers at once and the balances reconcile. No
 events are published for this data: it is history, not activity. It tops up: customers and orders
 already there are kept and only the missing ones are added.
 """
@@ -29,6 +30,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import CommandError
 from django.db import connections, router, transaction
+from django.db.models import Exists, OuterRef
 from django.test import Client
 from tqdm import tqdm
 
@@ -297,6 +299,41 @@ class BulkSeeder:
             ],
             "TRY balances",
         )
+        self.seed_ledger(customer_ids)
+
+    def seed_ledger(self, customer_ids: list[int]) -> None:
+        """The opening DEPOSIT of every seeded balance that has no movement yet (what a deposit through
+        the API would have written), so `manage.py reconcile` finds the ledger and the balance agree."""
+        asset_model = apps.get_model("assets", "Asset")
+        movement_model = apps.get_model("assets", "AssetMovement")
+        alias = router.db_for_write(movement_model)
+        chunk = 10_000  # customer ids per query: one parameter each, inside SQLite's and PostgreSQL's limits
+        for start in range(0, len(customer_ids), chunk):
+            ids = customer_ids[start : start + chunk]
+            unledgered = (
+                asset_model.objects.using(alias)
+                .filter(customer_id__in=ids)
+                .filter(~Exists(movement_model.objects.using(alias).filter(asset_id=OuterRef("pk"))))
+            )
+            movements = [
+                movement_model(
+                    asset_id=asset.id,
+                    customer_id=asset.customer_id,
+                    asset_name=asset.asset_name,
+                    kind="DEPOSIT",
+                    size_delta=asset.size,
+                    usable_delta=asset.size,
+                    size_after=asset.size,
+                    usable_after=asset.size,
+                    reference="seed_demo",
+                    created_at=self.now,
+                )
+                for asset in unledgered
+                if asset.size == asset.usable_size  # seeded balances are never reserved
+            ]
+            rows_per_insert = MAX_QUERY_PARAMETERS // len(movement_model._meta.concrete_fields)
+            with transaction.atomic(using=alias):
+                movement_model.objects.using(alias).bulk_create(movements, batch_size=rows_per_insert)
 
     def _bulk_create_missing(self, model, rows: list, what: str) -> None:
         alias = router.db_for_write(model)
