@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 import aiohttp
+import psutil
 
 ADMIN = ("admin", "admin-pass-123")  # seed_demo's admin
 USERNAME = "burst-{}"
@@ -85,6 +86,7 @@ class BurstReport:
     median_latency_ms: float
     unsettled_after_wait: int  # orders still short of a settled status once the burst was answered
     canceled_after: int = 0
+    server_cpu_seconds: float | None = None  # the server's CPU time during the burst (with --server-pid)
 
     @property
     def errors(self) -> int:
@@ -254,6 +256,7 @@ async def run_burst(
     timeout: float = 60.0,
     keep: bool = False,
     admin: tuple[str, str] = ADMIN,
+    server_pid: int | None = None,
 ) -> BurstReport:
     """Prepare the customers, send the burst, read the books back (see the module docstring)."""
     if customers < 1 or orders < 1:
@@ -288,9 +291,11 @@ async def run_burst(
             for index, client in enumerate(clients)
             for number in range(sent[index])
         ]
+        cpu_before = _cpu_seconds(server_pid)
         started = time.perf_counter()
         outcomes = await asyncio.gather(*jobs)
         seconds = time.perf_counter() - started
+        cpu_after = _cpu_seconds(server_pid)
         latencies = sorted(outcome["latency_ms"] for outcome in outcomes)
         unsettled = sum(1 for o in outcomes if o["order"] is not None and o["order"]["status"] not in SETTLED)
 
@@ -329,7 +334,16 @@ async def run_burst(
         median_latency_ms=round(latencies[len(latencies) // 2], 1),
         unsettled_after_wait=unsettled,
         canceled_after=canceled,
+        server_cpu_seconds=None if cpu_before is None else round(cpu_after - cpu_before, 3),
     )
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system) the process `pid` and its children have used so far."""
+    if pid is None:
+        return None
+    process = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
 
 
 async def _cancel(customer: Api, orders: list[dict]) -> int:
@@ -352,7 +366,8 @@ def _summary(report: BurstReport) -> str:
         f"{report.orders} orders in {report.seconds:.2f}s against {report.url}: "
         f"statuses {dict(sorted(report.statuses.items()))}, "
         f"latency max {report.max_latency_ms:.0f} ms, median {report.median_latency_ms:.0f} ms, "
-        f"{report.unsettled_after_wait} answered before they settled",
+        f"{report.unsettled_after_wait} answered before they settled"
+        + ("" if report.server_cpu_seconds is None else f", server CPU {report.server_cpu_seconds:.2f}s"),
         f"{'customer':<10} {'id':>5} {'sent':>5} {'allowed':>8} {'confirmed':>10} {'rejected':>9} "
         f"{'reserved TRY':>14} {'open orders TRY':>16}",
     ]
@@ -375,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--price", type=Decimal, default=Decimal("100"), help="TRY per order (default %(default)s)")
     parser.add_argument("--wait", type=int, default=10, help="the Prefer: wait=N of each order (default %(default)s)")
     parser.add_argument("--keep", action="store_true", help="leave the confirmed orders open (no cancel at the end)")
+    parser.add_argument("--server-pid", type=int, help="also report the CPU time this process used during the burst")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     try:
@@ -386,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                 price=args.price,
                 wait=args.wait,
                 keep=args.keep,
+                server_pid=args.server_pid,
             )
         )
     except (BurstSetupError, aiohttp.ClientError) as exc:

@@ -48,6 +48,7 @@ from django.utils import timezone
 
 from brokage.bus import OutgoingMessage, get_bus
 from brokage.celery import app as celery_app
+from brokage.db import rows_select
 from brokage.events import partition_key, topic_for
 from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
 
@@ -84,11 +85,11 @@ def relay_pass(context: str, *, batch_size: int | None = None, created_before=No
     model = outbox_model(context)
     alias = router.db_for_write(model)
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+    if not connections[alias].features.has_select_for_update:
+        return _relay_pass_unlocked(context, model, alias, batch_size, created_before)
     pending = model.objects.using(alias).filter(status=OutboxStatus.PENDING)
     if created_before is not None:
         pending = pending.filter(created_at__lt=created_before)
-    if not connections[alias].features.has_select_for_update:
-        return _relay_pass_unlocked(context, alias, pending.order_by("created_at"), batch_size)
     with transaction.atomic(using=alias):
         _serialize_passes(context, alias)
         rows = list(pending.select_for_update(skip_locked=True).order_by("created_at")[:batch_size])
@@ -130,7 +131,7 @@ _in_flight: dict[str, set] = defaultdict(set)
 _in_flight_lock = threading.Lock()
 
 
-def _relay_pass_unlocked(context: str, alias: str, pending, batch_size: int) -> RelayResult:
+def _relay_pass_unlocked(context: str, model, alias: str, batch_size: int, created_before) -> RelayResult:
     """A pass without a lock held while publishing (SQLite): read, publish, then mark.
 
     Two passes may read the same row, in two processes, or in one process after the first pass
@@ -138,7 +139,10 @@ def _relay_pass_unlocked(context: str, alias: str, pending, batch_size: int) -> 
     after a relay killed between publish and mark). Within a process, a row another thread is
     publishing is skipped.
     """
-    candidates = list(pending[:batch_size])
+    where = {"status": OutboxStatus.PENDING}
+    if created_before is not None:
+        where["created_at__lt"] = created_before
+    candidates = rows_select(model, alias, where, order_by=("created_at",), limit=batch_size)
     with _in_flight_lock:
         claimed = _in_flight[context]
         rows = [row for row in candidates if row.id not in claimed]
@@ -243,7 +247,7 @@ def _pump_run(context: str) -> None:
         while pending:
             context = pending.pop(0)
             try:
-                relay_context.apply(args=[context])
+                relay_drain(context)  # what the eager task would run, without Celery's tracing around it
             except Exception:
                 logger.warning(
                     "relay pass failed; its rows wait for the next pass", extra={"context": context}, exc_info=True

@@ -149,7 +149,8 @@ def _relational_database(alias: str) -> dict:
     sqlite_dir = VAR_DIR / "db"
     sqlite_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        # Django's SQLite backend whose writers take turns in the process (brokage/sqlite/base.py).
+        "ENGINE": "brokage.sqlite",
         "NAME": sqlite_dir / f"{pg_name}.sqlite3",
         # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
         "OPTIONS": {
