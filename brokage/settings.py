@@ -158,7 +158,7 @@ def _relational_database(alias: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
-        "TEST": {"NAME": None},
+        "TEST": {"NAME": ":memory:"},  # (said outright: pytest-django recognises only Django's own engine)
     }
 
 
