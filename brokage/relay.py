@@ -134,17 +134,18 @@ _in_flight_lock = threading.Lock()
 def _relay_pass_unlocked(context: str, model, alias: str, batch_size: int, created_before) -> RelayResult:
     """A pass without a lock held while publishing (SQLite): read, publish, then mark.
 
-    Two passes may read the same row, in two processes, or in one process after the first pass
-    marked it; the row is then published twice, which the consumers recognise by its event id (as
-    after a relay killed between publish and mark). Within a process, a row another thread is
-    publishing is skipped.
+    Passes in two processes may read the same row; it is then published twice, which the consumers
+    recognise by its event id (as after a relay killed between publish and mark). Within a process,
+    a row another thread is publishing is left to it.
     """
     where = {"status": OutboxStatus.PENDING}
     if created_before is not None:
         where["created_at__lt"] = created_before
-    candidates = rows_select(model, alias, where, order_by=("created_at",), limit=batch_size)
+    # Read under the lock: a row another thread has published is either still in flight or already
+    # marked (its mark commits before it leaves `_in_flight`), never read as PENDING here.
     with _in_flight_lock:
         claimed = _in_flight[context]
+        candidates = rows_select(model, alias, where, order_by=("created_at",), limit=batch_size)
         rows = [row for row in candidates if row.id not in claimed]
         claimed.update(row.id for row in rows)
     try:
