@@ -31,6 +31,7 @@ STARTUP_SECONDS = 60
 @dataclass
 class EmbeddedServer:
     url: str
+    pid: int
     env: dict  # what `manage.py` needs to work on the same data (`_manage(..., env=server.env)`)
 
 
@@ -72,7 +73,7 @@ def embedded_server(tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_live(url, server)
-        yield EmbeddedServer(url=url, env=env)
+        yield EmbeddedServer(url=url, pid=server.pid, env=env)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -97,7 +98,9 @@ def _wait_until_live(url: str, server: subprocess.Popen) -> None:
 
 
 def test_fifty_concurrent_orders_on_the_embedded_profile_are_answered_and_booked_right(embedded_server):
-    report = asyncio.run(run_burst(embedded_server.url, orders=50, customers=5, wait=10, keep=True))
+    report = asyncio.run(
+        run_burst(embedded_server.url, orders=50, customers=5, wait=10, keep=True, server_pid=embedded_server.pid)
+    )
 
     assert report.statuses == {"201": 50}, report.as_dict()
     assert report.max_latency_ms < 2000, report.as_dict()
