@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 MAX_OFFSET = 2**31 - 1
+RETRY_AFTER_SECONDS = 1  # what a 503 tells the client to wait before trying again
 
 
 class CountFromShortPagePaginator(DjangoPaginator):
@@ -73,7 +74,12 @@ def exception_handler(exc, context):
         return Response({"detail": f"Invalid input: {exc}"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, (DatabaseError, RedisError)):
         logger.exception("redis error" if isinstance(exc, RedisError) else "database error")
-        return Response({"detail": "Service temporarily unavailable."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        # Transient (a database or Redis restarting, SQLite's lock lost to another process): try again.
+        return Response(
+            {"detail": "Service temporarily unavailable."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return None
 
 

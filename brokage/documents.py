@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from brokage.embedded_documents import montydb_thread_safe
+
 logger = logging.getLogger(__name__)
 
 _clients: dict[str, object] = {}
@@ -41,7 +43,7 @@ def _client():
                 if not (settings.DOCUMENT_DIR / ".monty.storage").exists():
                     set_storage(str(settings.DOCUMENT_DIR), storage="sqlite")
                 client = MontyClient(str(settings.DOCUMENT_DIR))
-                _montydb_thread_safe(client)
+                montydb_thread_safe(client)
                 _clients[backend] = client
             elif backend == "mongomock":
                 import mongomock
@@ -50,30 +52,6 @@ def _client():
             else:
                 raise ValueError(f"unknown document backend {backend!r}")
         return _clients[backend]
-
-
-def _montydb_thread_safe(client) -> None:
-    """montydb's SQLite engine keeps the connection of the latest call in one attribute shared by all
-    threads, so two threads (a threaded server, the telemetry flusher) trip over each other's
-    connections. Give every call its own short-lived connection instead (what the engine already
-    does, minus the sharing)."""
-    import contextlib
-    import sqlite3
-
-    from montydb.storage.sqlite import SQLiteKVEngine
-
-    storage = client._storage
-    if not isinstance(getattr(storage, "_conn", None), SQLiteKVEngine):
-        return
-
-    class PerCallSQLiteEngine(SQLiteKVEngine):
-        def _connect(self, db_file, wconcern=None):
-            connection = sqlite3.connect(db_file, timeout=30)
-            connection.text_factory = str
-            connection.executescript(self.db_pragmas)
-            return contextlib.closing(connection)
-
-    storage._conn = PerCallSQLiteEngine(storage._config)
 
 
 def context_database(context: str):

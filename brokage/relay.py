@@ -38,6 +38,7 @@ import os
 import threading
 import time
 import zlib
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -47,6 +48,7 @@ from django.utils import timezone
 
 from brokage.bus import OutgoingMessage, get_bus
 from brokage.celery import app as celery_app
+from brokage.db import rows_select
 from brokage.events import partition_key, topic_for
 from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
 
@@ -70,11 +72,21 @@ class RelayResult:
 
 
 def relay_pass(context: str, *, batch_size: int | None = None, created_before=None) -> RelayResult:
-    """Publish at most one batch of `context`'s PENDING rows (only those older than `created_before`)."""
+    """Publish at most one batch of `context`'s PENDING rows (only those older than `created_before`).
+
+    Where the database has row locks (PostgreSQL) the batch is locked (`FOR UPDATE SKIP LOCKED`,
+    one pass per context at a time) and marked in the same transaction. SQLite has no row locks: a
+    write transaction there is the database's one write lock, and the in-process bus delivers the
+    batch synchronously to handlers that write the other contexts' databases. Holding it through the
+    delivery made two threads relaying two contexts wait on each other's locks until the busy
+    timeout. So on SQLite a pass reads its rows without a lock, publishes them and marks them in a
+    short transaction of its own (`_relay_pass_unlocked`).
+    """
     model = outbox_model(context)
     alias = router.db_for_write(model)
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
-    result = RelayResult()
+    if not connections[alias].features.has_select_for_update:
+        return _relay_pass_unlocked(context, model, alias, batch_size, created_before)
     pending = model.objects.using(alias).filter(status=OutboxStatus.PENDING)
     if created_before is not None:
         pending = pending.filter(created_at__lt=created_before)
@@ -82,14 +94,22 @@ def relay_pass(context: str, *, batch_size: int | None = None, created_before=No
         _serialize_passes(context, alias)
         rows = list(pending.select_for_update(skip_locked=True).order_by("created_at")[:batch_size])
         if not rows:
-            return result
-        errors = get_bus().publish_batch([_message(context, row.payload) for row in rows])
-        delivered = [row.id for row, error in zip(rows, errors, strict=False) if error is None]
-        _mark_published(context, delivered)
-        result.published = len(delivered)
-        for row, error in zip(rows, errors, strict=False):
-            if error is None:
-                continue
+            return RelayResult()
+        return _publish(context, alias, rows)
+
+
+def _publish(context: str, alias: str, rows: list) -> RelayResult:
+    """Publish `rows`, mark the acknowledged ones PUBLISHED and count an attempt on the others."""
+    result = RelayResult()
+    errors = get_bus().publish_batch([_message(context, row.payload) for row in rows])
+    delivered = [row.id for row, error in zip(rows, errors, strict=False) if error is None]
+    _mark_published(context, delivered)
+    result.published = len(delivered)
+    failed = [(row, error) for row, error in zip(rows, errors, strict=False) if error is not None]
+    if not failed:
+        return result
+    with transaction.atomic(using=alias, savepoint=False):  # the pass's own transaction, if it has one
+        for row, error in failed:
             row.retry_count += 1
             row.last_error = error[:2000]
             if row.retry_count >= settings.OUTBOX_MAX_ATTEMPTS:
@@ -98,12 +118,41 @@ def relay_pass(context: str, *, batch_size: int | None = None, created_before=No
             row.save(using=alias, update_fields=["retry_count", "last_error", "status"])
             result.failed_attempts += 1
             result.errors.append(error)
-    if result.failed_attempts:
-        logger.warning(
-            "outbox delivery failed",
-            extra={"context": context, "failed": result.failed_attempts, "error": result.errors[-1]},
-        )
+    logger.warning(
+        "outbox delivery failed",
+        extra={"context": context, "failed": result.failed_attempts, "error": result.errors[-1]},
+    )
     return result
+
+
+# Rows a pass of this process is publishing right now, by context (SQLite's unlocked passes): a
+# concurrent pass in another thread leaves them to it instead of delivering them a second time.
+_in_flight: dict[str, set] = defaultdict(set)
+_in_flight_lock = threading.Lock()
+
+
+def _relay_pass_unlocked(context: str, model, alias: str, batch_size: int, created_before) -> RelayResult:
+    """A pass without a lock held while publishing (SQLite): read, publish, then mark.
+
+    Passes in two processes may read the same row; it is then published twice, which the consumers
+    recognise by its event id (as after a relay killed between publish and mark). Within a process,
+    a row another thread is publishing is left to it.
+    """
+    where = {"status": OutboxStatus.PENDING}
+    if created_before is not None:
+        where["created_at__lt"] = created_before
+    # Read under the lock: a row another thread has published is either still in flight or already
+    # marked (its mark commits before it leaves `_in_flight`), never read as PENDING here.
+    with _in_flight_lock:
+        claimed = _in_flight[context]
+        candidates = rows_select(model, alias, where, order_by=("created_at",), limit=batch_size)
+        rows = [row for row in candidates if row.id not in claimed]
+        claimed.update(row.id for row in rows)
+    try:
+        return _publish(context, alias, rows) if rows else RelayResult()
+    finally:
+        with _in_flight_lock:
+            claimed.difference_update(row.id for row in rows)
 
 
 def _message(context: str, envelope: dict) -> OutgoingMessage:
@@ -183,6 +232,12 @@ _pump = threading.local()
 
 
 def _pump_run(context: str) -> None:
+    """Drain `context` (and the contexts its deliveries wake) in this thread, after a commit.
+
+    It runs in the committing thread, a request's included, once that request's own change has
+    committed: a pass that fails is logged and its rows stay PENDING for the next pass; it neither
+    stops the other contexts' passes nor reaches the caller.
+    """
     pending: list[str] = _pump.__dict__.setdefault("pending", [])
     if context not in pending:
         pending.append(context)
@@ -191,7 +246,13 @@ def _pump_run(context: str) -> None:
     _pump.running = True
     try:
         while pending:
-            relay_context.apply(args=[pending.pop(0)])
+            context = pending.pop(0)
+            try:
+                relay_drain(context)  # what the eager task would run, without Celery's tracing around it
+            except Exception:
+                logger.warning(
+                    "relay pass failed; its rows wait for the next pass", extra={"context": context}, exc_info=True
+                )
     finally:
         _pump.running = False
 

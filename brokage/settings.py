@@ -150,7 +150,8 @@ def _relational_database(alias: str) -> dict:
     sqlite_dir = VAR_DIR / "db"
     sqlite_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        # Django's SQLite backend whose writers take turns in the process (brokage/sqlite/base.py).
+        "ENGINE": "brokage.sqlite",
         "NAME": sqlite_dir / f"{pg_name}.sqlite3",
         # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
         "OPTIONS": {
@@ -158,7 +159,7 @@ def _relational_database(alias: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
-        "TEST": {"NAME": None},
+        "TEST": {"NAME": ":memory:"},  # (said outright: pytest-django recognises only Django's own engine)
     }
 
 
