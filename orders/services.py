@@ -177,13 +177,6 @@ def _check_customer_may_trade(customer_id: int) -> None:
         raise InvalidInput({"customer_id": ["This customer is not active."]})
 
 
-def _duplicate(existing: Order, actor: Principal) -> ConflictError:
-    detail = "An order with this client_order_id already exists."
-    if can_act_for(actor, existing.customer_id, BrokerAssignmentReplica):
-        return ConflictError(detail, order_id=str(existing.id))
-    return ConflictError(detail)
-
-
 def order_create(
     *,
     actor: Principal,
@@ -208,8 +201,8 @@ def order_create(
         raise PermissionDenied("You may not place orders for this customer.")
     _check_customer_may_trade(fields["customer_id"])
     try:
-        # The unique index on client_order_id is the duplicate check: no SELECT before the insert and
-        # no savepoint around it, so a placement is BEGIN, two INSERTs and COMMIT.
+        # The unique index on (customer_id, client_order_id) is the duplicate check: no SELECT before
+        # the insert and no savepoint around it, so a placement is BEGIN, two INSERTs and COMMIT.
         with transaction.atomic(using=ALIAS):
             order = Order(status=OrderStatus.CREATED, **fields)
             instance_insert(order, ALIAS)
@@ -222,10 +215,15 @@ def order_create(
                 actor_id=actor.user_id,
             )
     except IntegrityError:
-        existing = Order.objects.using(ALIAS).filter(client_order_id=fields["client_order_id"]).first()
+        existing = (
+            Order.objects.using(ALIAS)
+            .filter(customer_id=fields["customer_id"], client_order_id=fields["client_order_id"])
+            .first()
+        )
         if existing is None:
             raise
-        raise _duplicate(existing, actor) from None
+        # A client order id is private to its customer, and the actor may act for that customer.
+        raise ConflictError("An order with this client_order_id already exists.", order_id=str(existing.id)) from None
     return order
 
 
