@@ -61,7 +61,8 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
         body = {**body, **exc.extra}
-        return Response(body, status=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
     if isinstance(exc, Http404):

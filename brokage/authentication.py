@@ -145,6 +145,21 @@ class PrincipalTokenAuthentication(JWTAuthentication):
         return user
 
 
+def bearer_user_id(request) -> int | None:
+    """The user id of `request`'s bearer access token (signature and expiry checked, nothing read);
+    None without a bearer token. Raises `AuthenticationFailed` for a token that is not valid."""
+    authentication = PrincipalTokenAuthentication()
+    header = authentication.get_header(request)
+    raw_token = None if header is None else authentication.get_raw_token(header)
+    if raw_token is None:
+        return None
+    token = authentication.get_validated_token(raw_token)
+    try:
+        return int(token[jwt_settings.USER_ID_CLAIM])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidToken("Token contained no recognizable user identification.") from None
+
+
 class PrincipalTokenScheme(SimpleJWTScheme):
     """The OpenAPI security scheme: the same bearer JWT as simplejwt's (`jwtAuth`)."""
 

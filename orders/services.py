@@ -31,7 +31,7 @@ from redis.exceptions import LockError
 from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import VersionConflict, instance_insert, retry_on_conflict, versioned_update
-from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
+from brokage.errors import ConflictError, Contention, InvalidInput, NotFound, PermissionDenied
 from brokage.events import build_envelope, caused_by, event_type_named, validate_envelope
 from brokage.observability import current_correlation_id
 from brokage.outbox import OutboxStatus, outbox_write
@@ -290,7 +290,7 @@ def _order_match(*, order_id: uuid.UUID, strict: bool, actor_id: int | str | Non
     """Match under a Redis lock on the order: two matches started at once match it once."""
     lock = redis_lock(f"order-match:{order_id}")
     if not lock.acquire():
-        raise ConflictError("This order is being matched right now.", status=OrderStatus.ORDER_CONFIRMED)
+        raise Contention("This order is being matched right now.", status=OrderStatus.ORDER_CONFIRMED)
     try:
         return _order_transition(
             order_id=order_id, new_status=OrderStatus.MATCHED, strict=strict, actor_id=actor_id, cause=cause
