@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    # Refresh tokens rotate, and a used or signed-out one is blacklisted (default alias).
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "channels",
     "brokage",
@@ -249,7 +251,13 @@ else:
 AUTH_USER_MODEL = "customers.Customer"
 LOGIN_URL = "/admin/login/"
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a check: Django tells validators when a password changed, by whatever path (API, admin,
+    # `changepassword`); every token issued before then stops working.
+    {"NAME": "brokage.authentication.TokensRevokedOnPasswordChange"},
 ]
 if PROFILE == "test":
     # Hashing dominates a test suite that signs in hundreds of times; the algorithm is irrelevant there.
@@ -277,6 +285,10 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "30"))),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a digest of the password hash: a password change makes every earlier token invalid.
+    "CHECK_REVOKE_TOKEN": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Brokage API",
