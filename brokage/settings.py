@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     # Refresh tokens rotate, and a used or signed-out one is blacklisted (default alias).
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
     "channels",
     "brokage",
     "customers",
@@ -83,6 +85,8 @@ MIDDLEWARE = [
     "brokage.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Answers a sign-in form locked out by repeated failures (see "Sign-in lockout" below).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "brokage.urls"
@@ -281,6 +285,28 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"anonymous": os.environ.get("RATE_LIMIT_ANONYMOUS", "300/min")},
 }
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+# Employees (ADMIN, BROKER) are not held to a customer tier's limit.
+RATE_LIMIT_STAFF = os.environ.get("RATE_LIMIT_STAFF", "6000/min")
+# Who may say who the client is: `X-Forwarded-For` counts only behind these proxies (brokage/clientip.py).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+
+# Sign-in lockout (django-axes) on /api/auth/token, /admin/login/ and /api-auth/login/: after
+# SIGNIN_FAILURE_LIMIT failures for one account, or from one client IP, sign-in is refused (429)
+# for SIGNIN_LOCKOUT_MINUTES, and the lockout is recorded (axes' tables and the audit trail).
+AUTHENTICATION_BACKENDS = [
+    "customers.signin.SignInLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("SIGNIN_LOCKOUT_ENABLED", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("SIGNIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("SIGNIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "brokage.clientip.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not worth a row each
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_VERBOSE = False
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "30"))),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),

@@ -2,8 +2,11 @@
 
 import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from rest_framework import serializers
+from django.contrib.auth.signals import user_logged_in
+from rest_framework import exceptions, serializers
+from rest_framework.exceptions import Throttled
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -30,7 +33,19 @@ class TokenObtainWithRoleSerializer(TokenObtainPairSerializer):
 
     def validate(self, attrs):
         self.read_at = time.time()  # before the user is read: see `principal_claims`
-        return super().validate(attrs)
+        try:
+            data = super().validate(attrs)
+        except exceptions.AuthenticationFailed:
+            # Too many failures for this account or from this address (django-axes): say so, and when.
+            if getattr(self.context.get("request"), "axes_locked_out", False):
+                raise Throttled(
+                    wait=settings.AXES_COOLOFF_TIME.total_seconds(),
+                    detail="Too many failed sign-ins; try again later.",
+                ) from None
+            raise
+        # A successful sign-in clears the failures counted against the account and address.
+        user_logged_in.send(sender=type(self.user), request=self.context.get("request"), user=self.user)
+        return data
 
     def get_token(self, user):
         token = super().get_token(user)
