@@ -45,6 +45,23 @@ elif not SECRET_KEY:
     SECRET_KEY = "brokage-development-only-key-not-for-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# HTTPS (docs/security.md): on by default on the prod profile, which `check --deploy` must pass;
+# each can be turned off or tuned from the environment.
+SECURE_PROD = PROFILE == "prod"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE_PROD)
+# Probes and scrapers on the private network speak plain HTTP.
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", r"^health/,^metrics/?$")
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if SECURE_PROD else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", SECURE_PROD)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_PROD)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", SECURE_PROD)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", SECURE_PROD)
+# "HEADER,value": the request came over HTTPS when the TLS-terminating proxy set HEADER to value.
+# Only safe behind a proxy that sets (or strips) that header on every request; empty: not trusted.
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO,https" if SECURE_PROD else "")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if len(_proxy_ssl_header) == 2 else None
 
 INSTALLED_APPS = [
     "daphne",
@@ -284,6 +301,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["brokage.ratelimit.TierRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anonymous": os.environ.get("RATE_LIMIT_ANONYMOUS", "300/min")},
 }
+# /metrics: open on the development profiles; on prod only to `Authorization: Bearer METRICS_TOKEN`
+# or to clients in METRICS_ALLOWED_NETWORKS (CIDRs; loopback by default).
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", not SECURE_PROD)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 # Employees (ADMIN, BROKER) are not held to a customer tier's limit.
 RATE_LIMIT_STAFF = os.environ.get("RATE_LIMIT_STAFF", "6000/min")
