@@ -42,3 +42,8 @@ class NotificationSerializer(serializers.Serializer):
 
 class UnreadCountSerializer(serializers.Serializer):
     unread_count = serializers.IntegerField()
+
+
+class WebSocketTicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField(help_text="Open /ws/notifications?ticket=<this>; it works once.")
+    expires_in = serializers.IntegerField(help_text="Seconds the ticket stays valid if unused.")

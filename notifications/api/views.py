@@ -14,8 +14,10 @@ from notifications.api.serializers import (
     NotificationOwnerSerializer,
     NotificationSerializer,
     UnreadCountSerializer,
+    WebSocketTicketSerializer,
 )
 from notifications.documents import notification_to_json
+from notifications.tickets import ticket_seconds, ws_ticket_issue
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid filter."),
@@ -64,3 +66,15 @@ class NotificationUnreadCountView(APIView):
         owner.is_valid(raise_exception=True)
         count = selectors.notification_unread_count(actor=principal_of(request.user), **owner.validated_data)
         return Response({"unread_count": count})
+
+
+class WebSocketTicketView(APIView):
+    @extend_schema(
+        operation_id="notifications_ws_ticket",
+        request=None,
+        responses={200: WebSocketTicketSerializer, 401: ERRORS[401]},
+        summary="A one-use ticket for /ws/notifications?ticket=...",
+    )
+    def post(self, request):
+        ticket = ws_ticket_issue(customer_id=principal_of(request.user).user_id)
+        return Response({"ticket": ticket, "expires_in": ticket_seconds()})
