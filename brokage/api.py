@@ -7,7 +7,8 @@ import logging
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator as DjangoPaginator
 from django.db import DatabaseError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from redis.exceptions import RedisError
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
@@ -81,3 +82,11 @@ def exception_handler(exc, context):
 class ServiceUnavailable(APIException):
     status_code = 503
     default_detail = "Service temporarily unavailable."
+
+
+def not_found(request, exception=None):
+    """`handler404`: under /api/ a path that matches no route (e.g. `/api/customers/abc`) is a JSON
+    `{"detail": ...}` like every other API error; elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

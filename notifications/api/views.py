@@ -28,6 +28,8 @@ ERRORS = {
 
 
 class NotificationListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="notifications_list",
         parameters=[NotificationFilterSerializer],
@@ -37,7 +39,7 @@ class NotificationListView(APIView):
         filters = NotificationFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         notifications = selectors.notification_list(actor=principal_of(request.user), **filters.validated_data)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(notifications, request, view=self)
         return paginator.get_paginated_response([notification_to_json(document) for document in page])
 

@@ -40,6 +40,7 @@ def prefer_wait_seconds(header: str) -> int | None:
 
 class OrderCollectionView(APIView):
     parser_classes = [DecimalJSONParser, FormParser, MultiPartParser]
+    pagination_class = Pagination
 
     @extend_schema(
         operation_id="orders_list",
@@ -52,7 +53,7 @@ class OrderCollectionView(APIView):
         filters = OrderFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         orders = selectors.order_list(actor=principal_of(request.user), **filters.validated_data)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderSerializer(page, many=True).data)
 
