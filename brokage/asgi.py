@@ -17,11 +17,13 @@ from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 
+from brokage.deferred import DeferredResponseMiddleware  # noqa: E402
 from brokage.websocket import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Outermost: answers that wait (`Prefer: wait`) wait here, on the event loop (brokage/deferred.py).
+        "http": DeferredResponseMiddleware(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns()))),
     }
 )
