@@ -267,6 +267,9 @@ if REDIS_BACKEND == "redis":
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# A WebSocket signs in with a one-use ticket valid this long (notifications/tickets.py).
+WS_TICKET_SECONDS = int(os.environ.get("WS_TICKET_SECONDS", "30"))
+
 # --- Auth and API ---------------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "customers.Customer"
