@@ -93,7 +93,7 @@ class TokensRevokedOnPasswordChange:
         transaction.on_commit(lambda: principal_changed(user.pk), using=router.db_for_write(type(user)), robust=True)
 
     def get_help_text(self) -> str:
-        return ""
+        return "Changing the password signs you out everywhere: every earlier token stops working."
 
 
 class TokenPrincipal:

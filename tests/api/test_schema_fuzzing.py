@@ -54,6 +54,7 @@ def bearer(request, settings) -> tuple[dict, set[int]]:
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=list(HealthCheck),
 )
 def test_every_operation_answers_as_documented(case, bearer):
