@@ -62,7 +62,9 @@ class TelemetryFilterSerializer(TimeRangeSerializer):
 
 
 class AuditLogSerializer(serializers.Serializer):
-    """The OpenAPI shape of an audit entry (the views render the documents themselves)."""
+    """An entry of the audit trail: who did what to which entity, with the values before and after."""
+
+    # The schema's shape only: the views render the documents themselves.
 
     id = serializers.CharField()
     timestamp = serializers.DateTimeField()

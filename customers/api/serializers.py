@@ -28,8 +28,10 @@ class StrictSerializer(serializers.Serializer):
 
 
 class TokenObtainWithRoleSerializer(TokenObtainPairSerializer):
-    """The JWT pair, with the signed-in person's role (clients show or hide admin tools) and the rest of
-    the principal claims the API authenticates by (`brokage.authentication`)."""
+    """Your username and password."""
+
+    # The pair carries the signed-in person's role (clients show or hide admin tools) and the rest
+    # of the principal claims the API authenticates by (`brokage.authentication`).
 
     def validate(self, attrs):
         self.read_at = time.time()  # before the user is read: see `principal_claims`
@@ -55,9 +57,11 @@ class TokenObtainWithRoleSerializer(TokenObtainPairSerializer):
 
 
 class TokenRefreshWithClaimsSerializer(TokenRefreshSerializer):
-    """A new access token whose principal claims are read afresh rather than copied from the refresh
-    token, so a role, tier or activation change since sign-in reaches it; and a new refresh token,
-    the used one being blacklisted. A refresh token issued before a password change is refused."""
+    """A refresh token; each works once."""
+
+    # The new access token's principal claims are read afresh rather than copied from the refresh
+    # token, so a role, tier or activation change since sign-in reaches it; the used refresh token is
+    # blacklisted. A refresh token issued before a password change is refused.
 
     default_error_messages = {
         "no_active_account": "No active account found for the given token.",

@@ -22,7 +22,9 @@ class ChannelsSerializer(serializers.Serializer):
 
 
 class NotificationSerializer(serializers.Serializer):
-    """The OpenAPI shape of a notification document (the views render the documents themselves)."""
+    """A notification, with how each channel delivered it."""
+
+    # The schema's shape only: the views render the documents themselves.
 
     notification_id = serializers.CharField()
     customer_id = serializers.IntegerField()
