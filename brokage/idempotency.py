@@ -25,6 +25,8 @@ from brokage.clientip import client_ip
 from brokage.redis import get_redis
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
+# Signing in and out changes no business state, and a stored answer would keep tokens in Redis.
+EXEMPT_PREFIXES = ("/api/auth/",)
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 TTL_SECONDS = 24 * 3600
 IN_PROGRESS_TTL_SECONDS = 60
@@ -45,6 +47,10 @@ def _person(request) -> str | None:
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}"
     return f"ip:{client_ip(request)}"
+
+
+def applies_to(path: str) -> bool:
+    return path.startswith("/api/") and not path.startswith(EXEMPT_PREFIXES)
 
 
 def normalized_path(path: str) -> str:
@@ -76,7 +82,7 @@ class IdempotencyMiddleware:
 
     def __call__(self, request):
         key = request.META.get(HEADER)
-        if not key or request.method not in MUTATING or not request.path.startswith("/api/"):
+        if not key or request.method not in MUTATING or not applies_to(request.path):
             return self.get_response(request)
         if len(key) > MAX_KEY_LENGTH:
             return JsonResponse({"detail": f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters."}, status=400)

@@ -8,7 +8,8 @@ with the body it has (`{"detail": ...}`, or a field's messages for invalid input
 - 400 where there is input (a request body or query parameters), 415 where a body is parsed;
 - 404 where the path or the body names something, and on paginated lists (a page past the end);
   a path that matches no route under /api/ is a JSON 404 too (`brokage.api.not_found`);
-- 409 and 422 on every mutating method (`Idempotency-Key`: still running, used for another request);
+- 409 and 422 on every mutating method that takes an `Idempotency-Key` (still running, used for
+  another request);
 - 429 everywhere (rate limits and sign-in lockouts).
 
 Paginated lists (`pagination_class` on the view, listed with `many=True`) are described by
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.permissions import AllowAny
+
+from brokage.idempotency import applies_to
 
 ERROR_BODY = {
     "type": "object",
@@ -56,7 +59,7 @@ class BrokageAutoSchema(AutoSchema):
         paged = method == "GET" and self._get_paginator() and self._is_list_view()
         if self.path_regex_has_parameters() or method in BODY_METHODS or paged:
             codes.add("404")
-        if method in MUTATING_METHODS:
+        if method in MUTATING_METHODS and applies_to(self.path):
             codes |= {"409", "422"}
         return codes
 

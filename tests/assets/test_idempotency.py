@@ -100,3 +100,13 @@ def test_transient_answers_are_never_kept():
     assert not completed(answer(409, **{"Retry-After": "1"}))
     assert not completed(answer(401))
     assert not completed(answer(500)) and not completed(answer(503))
+
+
+def test_signing_in_is_not_remembered(people):
+    body = {"username": people.customer.username, "password": PASSWORD}
+
+    first = APIClient().post("/api/auth/token", body, format="json", HTTP_IDEMPOTENCY_KEY="sign-in")
+    again = APIClient().post("/api/auth/token", body, format="json", HTTP_IDEMPOTENCY_KEY="sign-in")
+
+    assert first.status_code == again.status_code == 200
+    assert "Idempotent-Replayed" not in again.headers  # no tokens kept in Redis
