@@ -47,7 +47,7 @@ from assets.selectors import asset_get, customer_replica_get, customer_wait_seco
 from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import VersionConflict, instance_insert, retry_on_conflict, row_insert, versioned_update
-from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
+from brokage.errors import ConflictError, Contention, InvalidInput, NotFound, PermissionDenied
 from brokage.outbox import outbox_write
 from brokage.redis import redis_lock
 
@@ -287,7 +287,7 @@ def asset_withdraw(
 
     lock = redis_lock(f"assets:customer:{customer_id}")
     if not lock.acquire():
-        raise ConflictError("Another withdrawal for this customer is in progress; try again.")
+        raise Contention("Another withdrawal for this customer is in progress; try again.")
     try:
         return retry_on_conflict(withdraw, attempts=CONFLICT_ATTEMPTS)
     finally:

@@ -7,7 +7,8 @@ import logging
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator as DjangoPaginator
 from django.db import DatabaseError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from redis.exceptions import RedisError
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
@@ -62,7 +63,8 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
         body = {**body, **exc.extra}
-        return Response(body, status=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
     if isinstance(exc, Http404):
@@ -86,3 +88,11 @@ def exception_handler(exc, context):
 class ServiceUnavailable(APIException):
     status_code = 503
     default_detail = "Service temporarily unavailable."
+
+
+def not_found(request, exception=None):
+    """`handler404`: under /api/ a path that matches no route (e.g. `/api/customers/abc`) is a JSON
+    `{"detail": ...}` like every other API error; elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

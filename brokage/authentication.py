@@ -27,6 +27,7 @@ import logging
 import time
 
 from django.conf import settings
+from django.db import router, transaction
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from redis.exceptions import RedisError
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -72,6 +73,27 @@ def principal_changed(user_id: int) -> None:
     `active` flag, role or tier changed). Raises RedisError when the marker cannot be written."""
     lifetime = int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
     get_redis().set(CHANGED_KEY.format(user_id=user_id), repr(time.time()), ex=lifetime + CHANGED_SLACK_SECONDS)
+
+
+class TokensRevokedOnPasswordChange:
+    """A password "validator" that validates nothing: Django calls `password_changed` after a user
+    with a new password is saved, whichever path set it. Tokens carry a digest of the password hash
+    (simplejwt's `CHECK_REVOKE_TOKEN`), which only a token authenticated by reading the user is
+    checked against; marking the person changed makes every earlier access token take that path,
+    so it is refused on its next request. A refresh token always reads the user."""
+
+    def validate(self, password, user=None) -> None:
+        return None
+
+    def password_changed(self, password, user=None) -> None:
+        if user is None or user.pk is None:
+            return
+        principal_changed(user.pk)
+        # Again after commit: a token issued while the change's transaction was open had the old hash.
+        transaction.on_commit(lambda: principal_changed(user.pk), using=router.db_for_write(type(user)), robust=True)
+
+    def get_help_text(self) -> str:
+        return "Changing the password signs you out everywhere: every earlier token stops working."
 
 
 class TokenPrincipal:
@@ -143,6 +165,21 @@ class PrincipalTokenAuthentication(JWTAuthentication):
         if counting:
             user.counted_request = CountedRequest(subject=subject, window_index=window_index, count=counts[0], at=at)
         return user
+
+
+def bearer_user_id(request) -> int | None:
+    """The user id of `request`'s bearer access token (signature and expiry checked, nothing read);
+    None without a bearer token. Raises `AuthenticationFailed` for a token that is not valid."""
+    authentication = PrincipalTokenAuthentication()
+    header = authentication.get_header(request)
+    raw_token = None if header is None else authentication.get_raw_token(header)
+    if raw_token is None:
+        return None
+    token = authentication.get_validated_token(raw_token)
+    try:
+        return int(token[jwt_settings.USER_ID_CLAIM])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidToken("Token contained no recognizable user identification.") from None
 
 
 class PrincipalTokenScheme(SimpleJWTScheme):

@@ -21,12 +21,12 @@ from typing import TypeVar
 from django.db import connections, models, router, transaction
 from django.utils import timezone
 
-from brokage.errors import ConflictError
+from brokage.errors import Contention
 
 T = TypeVar("T")
 
 
-class VersionConflict(ConflictError):
+class VersionConflict(Contention):
     default_detail = "The record was changed by someone else; try again."
 
 

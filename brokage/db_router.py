@@ -6,7 +6,17 @@ contenttypes, because the customers table *is* the user table.
 
 from django.conf import settings
 
-DJANGO_APPS_ON_DEFAULT = {"auth", "admin", "sessions", "contenttypes", "messages", "staticfiles"}
+# Django's own apps and the sign-in ones (simplejwt's token blacklist, the sign-in lockouts) relate to users.
+DJANGO_APPS_ON_DEFAULT = {
+    "auth",
+    "admin",
+    "sessions",
+    "contenttypes",
+    "messages",
+    "staticfiles",
+    "token_blacklist",
+    "axes",
+}
 
 
 def _alias_by_app() -> dict[str, str]:

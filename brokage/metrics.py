@@ -20,6 +20,7 @@ under ~2 s even while Kafka is down. A collector that fails is reported in
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from brokage.clientip import address_in, client_ip
 from brokage.consumers import consuming_contexts, group_id_for, topics_for
 from brokage.events import dlq_topic_for
 from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
@@ -293,4 +295,18 @@ class _Scrape:
 
 
 def metrics_view(request):
+    if not _may_scrape(request):
+        refusal = "Metrics need a bearer token or an allowed network.\n"
+        return HttpResponse(refusal, status=403, content_type="text/plain")
     return HttpResponse(generate_latest(_Scrape()), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def _may_scrape(request) -> bool:
+    """Open on the development profiles; on prod a scraper shows METRICS_TOKEN or sits in an allowed network."""
+    if settings.METRICS_PUBLIC:
+        return True
+    token = settings.METRICS_TOKEN
+    presented = request.META.get("HTTP_AUTHORIZATION", "")
+    if token and hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+        return True
+    return address_in(client_ip(request), settings.METRICS_ALLOWED_NETWORKS)

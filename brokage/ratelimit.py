@@ -3,7 +3,9 @@
 `TierRateThrottle` is every API view's default throttle (`REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]`).
 A signed-in user may make `user.rate_limit_per_minute` requests per fixed minute (the customers
 context exposes its tier's limit under that name, so the kernel imports no context); anonymous
-callers get `DEFAULT_THROTTLE_RATES["anonymous"]` per IP address.
+callers get `DEFAULT_THROTTLE_RATES["anonymous"]` per client IP address (`brokage.clientip`: a
+forged `X-Forwarded-For` counts only behind configured proxies). Employees (ADMIN, BROKER) are not
+customers of a tier: they get `RATE_LIMIT_STAFF`.
 
 A request is counted by INCR and EXPIRE of its window's counter in one MULTI. For a bearer token
 that is the Redis round trip its authentication makes anyway (`brokage.authentication` reads the
@@ -30,6 +32,8 @@ from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+from brokage.auth import Role, principal_of
+from brokage.clientip import client_ip
 from brokage.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,8 @@ logger = logging.getLogger(__name__)
 KEY = "brokage:ratelimit:{subject}:{window_seconds}:{window_index}"
 ANONYMOUS_SCOPE = "anonymous"
 DEFAULT_ANONYMOUS_RATE = "300/min"
+DEFAULT_STAFF_RATE = "6000/min"
+STAFF_ROLES = frozenset({Role.ADMIN, Role.BROKER})
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -105,8 +111,12 @@ class TierRateThrottle(BaseThrottle):
         if not getattr(settings, "RATE_LIMIT_ENABLED", True):
             return True
         user = getattr(request, "user", None)
-        per_minute = getattr(user, "rate_limit_per_minute", None) if getattr(user, "is_authenticated", False) else None
-        if per_minute is not None:
+        signed_in = getattr(user, "is_authenticated", False)
+        per_minute = getattr(user, "rate_limit_per_minute", None) if signed_in else None
+        if signed_in and principal_of(user).role in STAFF_ROLES:
+            limit, window_seconds = parse_rate(getattr(settings, "RATE_LIMIT_STAFF", DEFAULT_STAFF_RATE))
+            subject = user_subject(user.pk)
+        elif per_minute is not None:
             subject, limit, window_seconds = user_subject(user.pk), int(per_minute), USER_WINDOW_SECONDS
         else:
             rate = api_settings.DEFAULT_THROTTLE_RATES.get(ANONYMOUS_SCOPE) or DEFAULT_ANONYMOUS_RATE
@@ -134,6 +144,9 @@ class TierRateThrottle(BaseThrottle):
             headers["X-RateLimit-Reset"] = str(hit["reset_at"])
         self.retry_after = hit["retry_after"]
         return hit["allowed"]
+
+    def get_ident(self, request) -> str:
+        return client_ip(request)  # X-Forwarded-For only from the configured proxies
 
     def wait(self) -> int | None:
         return self.retry_after

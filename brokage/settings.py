@@ -45,6 +45,23 @@ elif not SECRET_KEY:
     SECRET_KEY = "brokage-development-only-key-not-for-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# HTTPS (docs/security.md): on by default on the prod profile, which `check --deploy` must pass;
+# each can be turned off or tuned from the environment.
+SECURE_PROD = PROFILE == "prod"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE_PROD)
+# Probes and scrapers on the private network speak plain HTTP.
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", r"^health/,^metrics/?$")
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if SECURE_PROD else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", SECURE_PROD)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_PROD)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", SECURE_PROD)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", SECURE_PROD)
+# "HEADER,value": the request came over HTTPS when the TLS-terminating proxy set HEADER to value.
+# Only safe behind a proxy that sets (or strips) that header on every request; empty: not trusted.
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO,https" if SECURE_PROD else "")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if len(_proxy_ssl_header) == 2 else None
 
 INSTALLED_APPS = [
     "daphne",
@@ -56,7 +73,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    # Refresh tokens rotate, and a used or signed-out one is blacklisted (default alias).
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
     "channels",
     "brokage",
     "customers",
@@ -76,11 +97,14 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "brokage.idempotency.IdempotencyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a key belongs to the person asking (brokage/idempotency.py).
+    "brokage.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Answers a sign-in form locked out by repeated failures (see "Sign-in lockout" below).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "brokage.urls"
@@ -250,12 +274,21 @@ if REDIS_BACKEND == "redis":
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# A WebSocket signs in with a one-use ticket valid this long (notifications/tickets.py).
+WS_TICKET_SECONDS = int(os.environ.get("WS_TICKET_SECONDS", "30"))
+
 # --- Auth and API ---------------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "customers.Customer"
 LOGIN_URL = "/admin/login/"
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a check: Django tells validators when a password changed, by whatever path (API, admin,
+    # `changepassword`); every token issued before then stops working.
+    {"NAME": "brokage.authentication.TokensRevokedOnPasswordChange"},
 ]
 if PROFILE == "test":
     # Hashing dominates a test suite that signs in hundreds of times; the algorithm is irrelevant there.
@@ -270,7 +303,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "brokage.api.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "brokage.schema.BrokageAutoSchema",
     "EXCEPTION_HANDLER": "brokage.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -278,11 +311,42 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["brokage.ratelimit.TierRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anonymous": os.environ.get("RATE_LIMIT_ANONYMOUS", "300/min")},
 }
+# /metrics: open on the development profiles; on prod only to `Authorization: Bearer METRICS_TOKEN`
+# or to clients in METRICS_ALLOWED_NETWORKS (CIDRs; loopback by default).
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", not SECURE_PROD)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+# Employees (ADMIN, BROKER) are not held to a customer tier's limit.
+RATE_LIMIT_STAFF = os.environ.get("RATE_LIMIT_STAFF", "6000/min")
+# Who may say who the client is: `X-Forwarded-For` counts only behind these proxies (brokage/clientip.py).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+
+# Sign-in lockout (django-axes) on /api/auth/token, /admin/login/ and /api-auth/login/: after
+# SIGNIN_FAILURE_LIMIT failures for one account, or from one client IP, sign-in is refused (429)
+# for SIGNIN_LOCKOUT_MINUTES, and the lockout is recorded (axes' tables and the audit trail).
+AUTHENTICATION_BACKENDS = [
+    "customers.signin.SignInLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("SIGNIN_LOCKOUT_ENABLED", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("SIGNIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("SIGNIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "brokage.clientip.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not worth a row each
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_VERBOSE = False
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "30"))),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a digest of the password hash: a password change makes every earlier token invalid.
+    "CHECK_REVOKE_TOKEN": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Brokage API",
@@ -290,6 +354,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc from the installed package (drf-spectacular-sidecar): the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Misc -----------------------------------------------------------------------------------------

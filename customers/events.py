@@ -65,3 +65,17 @@ NOTIFICATION_PREFERENCES_UPDATED = register_event(
         },
     },
 )
+
+# Sign-in refused after repeated failures for one account or from one address (customers/signin.py).
+SIGN_IN_LOCKED_OUT = register_event(
+    "SignInLockedOut",
+    context=CONTEXT,
+    payload_schema={
+        "required": ["username", "ip_address", "customer_id"],
+        "properties": {
+            "username": {"type": ["string", "null"]},
+            "ip_address": {"type": ["string", "null"]},
+            "customer_id": {"type": ["integer", "null"]},
+        },
+    },
+)

@@ -1,8 +1,10 @@
 """`/ws/notifications`: a signed-in customer's new notifications, pushed as they are made.
 
-Authentication: the session (the ASGI app wraps routes in `AuthMiddlewareStack`), or an access JWT
-in the query string (`?token=...`), since API clients hold JWTs, not cookies. Anonymous or invalid
--> the handshake is refused (close code 4401).
+Authentication: the session (the ASGI app wraps routes in `AuthMiddlewareStack`), or a one-use
+ticket in the query string (`?ticket=...`, from `POST /api/notifications/ws-ticket`), since API
+clients hold JWTs, not cookies, and a JWT in a URL would end up in access logs
+(notifications/tickets.py). Anonymous or invalid -> the handshake is refused (close code 4401).
+The handshake's Origin must be an allowed host (brokage/asgi.py).
 
 Each connection joins the group `notifications.customer.<id>` and is counted in that customer's
 presence set, which is how the delivery side knows whether a push reaches anyone (DELIVERED) or
@@ -18,35 +20,24 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from brokage.auth import principal_of
 from notifications.delivery import customer_group, presence_add, presence_remove
+from notifications.tickets import ws_ticket_redeem
 
 UNAUTHORIZED = 4401
-
-
-@database_sync_to_async
-def _user_from_token(token: str):
-    from rest_framework_simplejwt.authentication import JWTAuthentication
-    from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
-
-    authentication = JWTAuthentication()
-    try:
-        return authentication.get_user(authentication.get_validated_token(token))
-    except (InvalidToken, TokenError, AuthenticationFailed):
-        return None
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     customer_id: int | None = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        token = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
-        if token:
-            user = await _user_from_token(token)
-        principal = principal_of(user)
-        if principal.user_id is None:
+        ticket = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("ticket", [""])[0]
+        if ticket:
+            customer_id = await database_sync_to_async(ws_ticket_redeem)(ticket=ticket)
+        else:
+            customer_id = principal_of(self.scope.get("user")).user_id
+        if customer_id is None:
             await self.close(code=UNAUTHORIZED)
             return
-        self.customer_id = principal.user_id
+        self.customer_id = customer_id
         await self.channel_layer.group_add(customer_group(self.customer_id), self.channel_name)
         await self.accept()
         await database_sync_to_async(presence_add)(customer_id=self.customer_id, channel_name=self.channel_name)

@@ -71,7 +71,10 @@ class Order(models.Model):
             models.Index("customer_id", models.F("created_at").desc(), name="idx_orders_customer_date"),
             models.Index(fields=["status"], name="idx_orders_status", condition=models.Q(status__in=OPEN_STATUSES)),
         ]
-        constraints = [models.UniqueConstraint(fields=["client_order_id"], name="idx_orders_client_order_id")]
+        # A client order id is private to its customer: another customer may use the same one.
+        constraints = [
+            models.UniqueConstraint(fields=["customer_id", "client_order_id"], name="idx_orders_client_order_id")
+        ]
 
     def __str__(self) -> str:
         # Significant digits only (`BUY 100 ACME @ 95.25`): this is how History and Recent actions name it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -11,7 +12,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
-from django.db import DatabaseError
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, close_old_connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -134,6 +136,32 @@ def order_wait_settled(*, actor: Principal, order: Order, seconds: float) -> Ord
             return order
         time.sleep(min(interval, remaining))
         interval = min(interval * 2, 0.25)
+
+
+async def order_wait_settled_async(*, order_id: uuid.UUID, seconds: float) -> Order | None:
+    """`order_wait_settled` on the event loop: the same polls, each read borrowing a thread only for
+    the read itself (brokage/deferred.py). None if the order could not be read at all."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    interval = 0.02
+    order = None
+    read = sync_to_async(_order_read, thread_sensitive=False)
+    while True:
+        try:
+            order = await read(order_id) or order
+        except DatabaseError as exc:
+            logger.info("an order read failed while waiting for it to settle", extra={"error": str(exc)})
+        remaining = deadline - time.monotonic()
+        if (order is not None and order.status in SETTLED_STATUSES) or remaining <= 0:
+            return order
+        await asyncio.sleep(min(interval, remaining))
+        interval = min(interval * 2, 0.25)
+
+
+def _order_read(order_id: uuid.UUID) -> Order | None:
+    try:
+        return Order.objects.filter(pk=order_id).first()
+    finally:
+        close_old_connections()  # this pool thread serves no request whose end would tidy up after it
 
 
 def customer_replica_get(*, customer_id: int, wait_seconds: float = 0.0) -> CustomerReplica | None:

@@ -31,7 +31,7 @@ from redis.exceptions import LockError
 from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import VersionConflict, instance_insert, retry_on_conflict, versioned_update
-from brokage.errors import ConflictError, DomainError, InvalidInput, NotFound, PermissionDenied
+from brokage.errors import ConflictError, Contention, DomainError, InvalidInput, NotFound, PermissionDenied
 from brokage.events import build_envelope, caused_by, event_type_named, validate_envelope
 from brokage.observability import current_correlation_id
 from brokage.outbox import OutboxStatus, outbox_write
@@ -177,13 +177,6 @@ def _check_customer_may_trade(customer_id: int) -> None:
         raise InvalidInput({"customer_id": ["This customer is not active."]})
 
 
-def _duplicate(existing: Order, actor: Principal) -> ConflictError:
-    detail = "An order with this client_order_id already exists."
-    if can_act_for(actor, existing.customer_id, BrokerAssignmentReplica):
-        return ConflictError(detail, order_id=str(existing.id))
-    return ConflictError(detail)
-
-
 def order_create(
     *,
     actor: Principal,
@@ -208,8 +201,8 @@ def order_create(
         raise PermissionDenied("You may not place orders for this customer.")
     _check_customer_may_trade(fields["customer_id"])
     try:
-        # The unique index on client_order_id is the duplicate check: no SELECT before the insert and
-        # no savepoint around it, so a placement is BEGIN, two INSERTs and COMMIT.
+        # The unique index on (customer_id, client_order_id) is the duplicate check: no SELECT before
+        # the insert and no savepoint around it, so a placement is BEGIN, two INSERTs and COMMIT.
         with transaction.atomic(using=ALIAS):
             order = Order(status=OrderStatus.CREATED, **fields)
             instance_insert(order, ALIAS)
@@ -222,10 +215,15 @@ def order_create(
                 actor_id=actor.user_id,
             )
     except IntegrityError:
-        existing = Order.objects.using(ALIAS).filter(client_order_id=fields["client_order_id"]).first()
+        existing = (
+            Order.objects.using(ALIAS)
+            .filter(customer_id=fields["customer_id"], client_order_id=fields["client_order_id"])
+            .first()
+        )
         if existing is None:
             raise
-        raise _duplicate(existing, actor) from None
+        # A client order id is private to its customer, and the actor may act for that customer.
+        raise ConflictError("An order with this client_order_id already exists.", order_id=str(existing.id)) from None
     return order
 
 
@@ -293,7 +291,7 @@ def _order_match(*, order_id: uuid.UUID, strict: bool, actor_id: int | str | Non
     """Match under a Redis lock on the order: two matches started at once match it once."""
     lock = redis_lock(f"order-match:{order_id}")
     if not lock.acquire():
-        raise ConflictError("This order is being matched right now.", status=OrderStatus.ORDER_CONFIRMED)
+        raise Contention("This order is being matched right now.", status=OrderStatus.ORDER_CONFIRMED)
     try:
         return _order_transition(
             order_id=order_id, new_status=OrderStatus.MATCHED, strict=strict, actor_id=actor_id, cause=cause

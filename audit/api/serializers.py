@@ -1,9 +1,11 @@
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
+@extend_schema_field({"type": "string", "description": "A date (YYYY-MM-DD) or an ISO 8601 date-time."})
 class DateOrDateTimeField(serializers.Field):
     """`2025-01-31` or an ISO 8601 date-time (naive ones are UTC). As an `end`, a date includes the whole day."""
 
@@ -60,7 +62,9 @@ class TelemetryFilterSerializer(TimeRangeSerializer):
 
 
 class AuditLogSerializer(serializers.Serializer):
-    """The OpenAPI shape of an audit entry (the views render the documents themselves)."""
+    """An entry of the audit trail: who did what to which entity, with the values before and after."""
+
+    # The schema's shape only: the views render the documents themselves.
 
     id = serializers.CharField()
     timestamp = serializers.DateTimeField()

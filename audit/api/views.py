@@ -25,13 +25,14 @@ ERRORS = {
 
 
 def _paginated(view: APIView, request, documents):
-    paginator = Pagination()
+    paginator = view.pagination_class()
     page = paginator.paginate_queryset(documents, request, view=view)
     return paginator.get_paginated_response([document_to_json(document) for document in page])
 
 
 class AuditLogListView(APIView):
     permission_classes = [IsAuthenticated, IsAdminRole]
+    pagination_class = Pagination
 
     @extend_schema(
         operation_id="audit_logs_list",
@@ -48,6 +49,7 @@ class AuditLogListView(APIView):
 
 class TelemetryListView(APIView):
     permission_classes = [IsAuthenticated, IsAdminRole]
+    pagination_class = Pagination
 
     @extend_schema(
         operation_id="telemetry_list",

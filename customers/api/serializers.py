@@ -2,11 +2,16 @@
 
 import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from rest_framework import serializers
+from django.contrib.auth.signals import user_logged_in
+from rest_framework import exceptions, serializers
+from rest_framework.exceptions import Throttled
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from brokage.auth import Role
 from brokage.authentication import principal_claims
@@ -23,12 +28,26 @@ class StrictSerializer(serializers.Serializer):
 
 
 class TokenObtainWithRoleSerializer(TokenObtainPairSerializer):
-    """The JWT pair, with the signed-in person's role (clients show or hide admin tools) and the rest of
-    the principal claims the API authenticates by (`brokage.authentication`)."""
+    """Your username and password."""
+
+    # The pair carries the signed-in person's role (clients show or hide admin tools) and the rest
+    # of the principal claims the API authenticates by (`brokage.authentication`).
 
     def validate(self, attrs):
         self.read_at = time.time()  # before the user is read: see `principal_claims`
-        return super().validate(attrs)
+        try:
+            data = super().validate(attrs)
+        except exceptions.AuthenticationFailed:
+            # Too many failures for this account or from this address (django-axes): say so, and when.
+            if getattr(self.context.get("request"), "axes_locked_out", False):
+                raise Throttled(
+                    wait=settings.AXES_COOLOFF_TIME.total_seconds(),
+                    detail="Too many failed sign-ins; try again later.",
+                ) from None
+            raise
+        # A successful sign-in clears the failures counted against the account and address.
+        user_logged_in.send(sender=type(self.user), request=self.context.get("request"), user=self.user)
+        return data
 
     def get_token(self, user):
         token = super().get_token(user)
@@ -38,27 +57,53 @@ class TokenObtainWithRoleSerializer(TokenObtainPairSerializer):
 
 
 class TokenRefreshWithClaimsSerializer(TokenRefreshSerializer):
-    """A new access token whose principal claims are read afresh rather than copied from the refresh
-    token, so a role, tier or activation change since sign-in reaches it."""
+    """A refresh token; each works once."""
 
-    default_error_messages = {"no_active_account": "No active account found for the given token."}
+    # The new access token's principal claims are read afresh rather than copied from the refresh
+    # token, so a role, tier or activation change since sign-in reaches it; the used refresh token is
+    # blacklisted. A refresh token issued before a password change is refused.
+
+    default_error_messages = {
+        "no_active_account": "No active account found for the given token.",
+        "password_changed": "The password was changed since this token was issued; sign in again.",
+        "used": "This refresh token was already used; sign in again.",
+    }
 
     def validate(self, attrs):
         read_at = time.time()
-        refresh = self.token_class(attrs["refresh"])
+        refresh = self.token_class(attrs["refresh"])  # checks signature, expiry and the blacklist
         user_id = refresh.payload.get(jwt_settings.USER_ID_CLAIM)
         user = get_user_model().objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first() if user_id else None
         if user is None or not jwt_settings.USER_AUTHENTICATION_RULE(user):
             raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+        if refresh.payload.get(jwt_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):
+            raise AuthenticationFailed(self.error_messages["password_changed"], "password_changed")
+        _blacklisted, first_use = refresh.blacklist()
+        if not first_use:  # two refreshes with one token at once: only one of them gets a pair
+            raise AuthenticationFailed(self.error_messages["used"], "token_not_valid")
         access = refresh.access_token
         for name, value in principal_claims(user, read_at=read_at).items():
             access[name] = value
-        return {"access": str(access)}
+        refresh.set_jti()
+        refresh.set_exp()
+        refresh.set_iat()
+        refresh.outstand()
+        return {"access": str(access), "refresh": str(refresh)}
+
+
+class LogoutInput(serializers.Serializer):
+    refresh = serializers.CharField(help_text="The refresh token to revoke.")
+
+    def validate(self, attrs):
+        RefreshToken(attrs["refresh"]).blacklist()
+        return attrs
 
 
 class TokenPairOutput(serializers.Serializer):
     access = serializers.CharField(help_text="Bearer token for the API; carries `user_id` and `role`.")
-    refresh = serializers.CharField(help_text="POST it to /api/auth/token/refresh for a new access token.")
+    refresh = serializers.CharField(
+        help_text="POST it to /api/auth/token/refresh for a new pair (once: a used refresh token is revoked)."
+    )
 
 
 class CustomerCreateInput(StrictSerializer):

@@ -9,6 +9,7 @@ ID = r"[0-9]+"
 urlpatterns = [
     re_path(r"^api/auth/token/?$", views.TokenObtainView.as_view(), name="auth-token"),
     re_path(r"^api/auth/token/refresh/?$", views.TokenRefreshWithClaimsView.as_view(), name="auth-token-refresh"),
+    re_path(r"^api/auth/logout/?$", views.LogoutView.as_view(), name="auth-logout"),
     re_path(r"^api/customers/?$", views.CustomerListCreateView.as_view(), name="customer-list"),
     re_path(r"^api/customers/me/?$", views.CustomerMeView.as_view(), name="customer-me"),
     re_path(rf"^api/customers/(?P<customer_id>{ID})/?$", views.CustomerDetailView.as_view(), name="customer-detail"),

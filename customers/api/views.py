@@ -3,9 +3,10 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from brokage.auth import IsAdminRole, principal_of
@@ -16,6 +17,7 @@ from customers.api.serializers import (
     CustomerCreateInput,
     CustomerOutput,
     CustomerUpdateInput,
+    LogoutInput,
     NotificationPreferencesInput,
     NotificationPreferencesOutput,
     TierOutput,
@@ -41,11 +43,43 @@ class TokenObtainView(TokenObtainPairView):
     serializer_class = TokenObtainWithRoleSerializer
 
 
-@extend_schema_view(post=extend_schema(tags=["auth"]))
+@extend_schema_view(
+    post=extend_schema(
+        tags=["auth"],
+        responses={
+            200: TokenPairOutput,
+            401: OpenApiResponse(description="Invalid, expired, used or revoked refresh token"),
+        },
+    )
+)
 class TokenRefreshWithClaimsView(TokenRefreshView):
-    """`{refresh}` -> `{access}` with the person's current role and tier; inactive people get 401."""
+    """`{refresh}` -> `{access, refresh}` with the person's current role and tier; the refresh token
+    sent is revoked (each works once). Inactive people, and tokens older than a password change, get 401."""
 
     serializer_class = TokenRefreshWithClaimsSerializer
+
+
+class LogoutView(APIView):
+    """Revoke a refresh token: it can no longer mint access tokens. The refresh token is the credential."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'  # a bad refresh token is a 401, as on /api/auth/token/refresh
+
+    @extend_schema(
+        tags=["auth"],
+        request=LogoutInput,
+        responses={204: None, 401: OpenApiResponse(description="Invalid or expired refresh token")},
+        summary="Sign out: revoke a refresh token",
+    )
+    def post(self, request):
+        try:
+            _valid(LogoutInput, request.data)
+        except TokenError as error:
+            raise InvalidToken(error.args[0]) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class CustomerListCreateView(GenericAPIView):

@@ -22,7 +22,9 @@ class ChannelsSerializer(serializers.Serializer):
 
 
 class NotificationSerializer(serializers.Serializer):
-    """The OpenAPI shape of a notification document (the views render the documents themselves)."""
+    """A notification, with how each channel delivered it."""
+
+    # The schema's shape only: the views render the documents themselves.
 
     notification_id = serializers.CharField()
     customer_id = serializers.IntegerField()
@@ -42,3 +44,8 @@ class NotificationSerializer(serializers.Serializer):
 
 class UnreadCountSerializer(serializers.Serializer):
     unread_count = serializers.IntegerField()
+
+
+class WebSocketTicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField(help_text="Open /ws/notifications?ticket=<this>; it works once.")
+    expires_in = serializers.IntegerField(help_text="Seconds the ticket stays valid if unused.")

@@ -14,8 +14,10 @@ from notifications.api.serializers import (
     NotificationOwnerSerializer,
     NotificationSerializer,
     UnreadCountSerializer,
+    WebSocketTicketSerializer,
 )
 from notifications.documents import notification_to_json
+from notifications.tickets import ticket_seconds, ws_ticket_issue
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid filter."),
@@ -26,6 +28,8 @@ ERRORS = {
 
 
 class NotificationListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         operation_id="notifications_list",
         parameters=[NotificationFilterSerializer],
@@ -35,7 +39,7 @@ class NotificationListView(APIView):
         filters = NotificationFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         notifications = selectors.notification_list(actor=principal_of(request.user), **filters.validated_data)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(notifications, request, view=self)
         return paginator.get_paginated_response([notification_to_json(document) for document in page])
 
@@ -64,3 +68,15 @@ class NotificationUnreadCountView(APIView):
         owner.is_valid(raise_exception=True)
         count = selectors.notification_unread_count(actor=principal_of(request.user), **owner.validated_data)
         return Response({"unread_count": count})
+
+
+class WebSocketTicketView(APIView):
+    @extend_schema(
+        operation_id="notifications_ws_ticket",
+        request=None,
+        responses={200: WebSocketTicketSerializer, 401: ERRORS[401]},
+        summary="A one-use ticket for /ws/notifications?ticket=...",
+    )
+    def post(self, request):
+        ticket = ws_ticket_issue(customer_id=principal_of(request.user).user_id)
+        return Response({"ticket": ticket, "expires_in": ticket_seconds()})

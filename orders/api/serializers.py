@@ -13,7 +13,6 @@ from functools import cached_property
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -37,9 +36,11 @@ def _amount(value: Decimal) -> str:
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    """An order as the API shows it. The fields declare the shape (and the OpenAPI schema);
-    `to_representation` is written out because DRF's generic one, which builds and walks a field
-    per column for every order, cost ~0.1 ms per order, most of a listing page's CPU."""
+    """An order. Amounts are decimal strings."""
+
+    # The fields declare the shape (and the OpenAPI schema); `to_representation` is written out
+    # because DRF's generic one, which builds and walks a field per column for every order, is most
+    # of a listing page's CPU (docs/performance.md).
 
     size = serializers.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES, read_only=True)
     price = serializers.DecimalField(max_digits=DECIMAL_MAX_DIGITS, decimal_places=DECIMAL_PLACES, read_only=True)
@@ -91,7 +92,14 @@ class OrderSerializer(serializers.ModelSerializer):
         return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-@extend_schema_field(OpenApiTypes.DECIMAL)
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "decimal",
+        "pattern": r"^[0-9]{1,12}(\.[0-9]{1,8})?$",
+        "description": 'A decimal as a string, e.g. "12.50" (at most 8 decimal places).',
+    }
+)
 class DecimalInputField(serializers.Field):
     """A decimal as a string (or an exact JSON number); passed on untouched for the service to check."""
 
@@ -123,7 +131,7 @@ class OrderCreateSerializer(serializers.Serializer):
     )
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field({"type": "string", "description": "A date (YYYY-MM-DD) or an ISO 8601 date-time."})
 class DateOrDateTimeField(serializers.Field):
     """`YYYY-MM-DD` (a whole day) or an ISO 8601 date-time (UTC when no offset is given)."""
 

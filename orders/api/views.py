@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from brokage.api import Pagination
 from brokage.auth import principal_of
+from brokage.deferred import defer_response, register_waiter
 from orders import selectors, services
 from orders.api.parsers import DecimalJSONParser
 from orders.api.serializers import OrderCreateSerializer, OrderFilterSerializer, OrderSerializer
@@ -40,6 +43,7 @@ def prefer_wait_seconds(header: str) -> int | None:
 
 class OrderCollectionView(APIView):
     parser_classes = [DecimalJSONParser, FormParser, MultiPartParser]
+    pagination_class = Pagination
 
     @extend_schema(
         operation_id="orders_list",
@@ -52,7 +56,7 @@ class OrderCollectionView(APIView):
         filters = OrderFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         orders = selectors.order_list(actor=principal_of(request.user), **filters.validated_data)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderSerializer(page, many=True).data)
 
@@ -77,11 +81,14 @@ class OrderCollectionView(APIView):
         actor = principal_of(request.user)
         order = services.order_create(actor=actor, **serializer.validated_data)
         wait = prefer_wait_seconds(request.headers.get("Prefer", ""))
-        if wait is not None:  # without `Prefer: wait` the answer is the order as it was created
-            order = selectors.order_wait_settled(actor=actor, order=order, seconds=wait)
+        if wait is None:  # without `Prefer: wait` the answer is the order as it was created
+            return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
         response = Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
-        if wait is not None:
-            response["Preference-Applied"] = f"wait={wait}"
+        response["Preference-Applied"] = f"wait={wait}"
+        # Under ASGI the wait happens on the event loop, holding no thread (brokage/deferred.py).
+        if not (_renders_json(request) and defer_response(request, response, **_settled(order, wait))):
+            order = selectors.order_wait_settled(actor=actor, order=order, seconds=wait)
+            response.data = OrderSerializer(order).data
         return response
 
 
@@ -111,3 +118,23 @@ class OrderMatchView(APIView):
     def post(self, request, order_id: str):
         order = services.order_match(actor=principal_of(request.user), order_id=order_id)
         return Response(OrderSerializer(order).data)
+
+
+SETTLED_WAITER = "orders.settled"
+
+
+def _settled(order, wait: int) -> dict:
+    return {"waiter": SETTLED_WAITER, "argument": str(order.id), "seconds": wait}
+
+
+def _renders_json(request) -> bool:
+    return getattr(request, "accepted_media_type", "").startswith("application/json")
+
+
+async def _settled_order_body(order_id: str, seconds: float) -> bytes | None:
+    """The just-created order's JSON once its saga settled it, or as it is when `seconds` run out."""
+    order = await selectors.order_wait_settled_async(order_id=uuid.UUID(order_id), seconds=seconds)
+    return None if order is None else JSONRenderer().render(OrderSerializer(order).data)
+
+
+register_waiter(SETTLED_WAITER, _settled_order_body)

@@ -2,6 +2,7 @@
 
 import uuid
 
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +15,11 @@ from processor.selectors import saga_get_for_order
 class SagaDetailView(APIView):
     permission_classes = [IsAdminRole]
 
+    @extend_schema(
+        operation_id="sagas_retrieve",
+        responses={200: SagaSerializer, 404: OpenApiResponse(description="No saga for that order.")},
+        summary="An order's saga: state, retries, payload (admins)",
+    )
     def get(self, request, order_id: str):
         try:
             parsed = uuid.UUID(order_id)

@@ -9,6 +9,7 @@ from customers.api import urls
 PATHS = {
     "/api/auth/token/": {"post"},
     "/api/auth/token/refresh/": {"post"},
+    "/api/auth/logout/": {"post"},
     "/api/customers/": {"get", "post"},
     "/api/customers/me/": {"get"},
     "/api/customers/{customer_id}/": {"get", "patch"},

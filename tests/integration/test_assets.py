@@ -123,7 +123,9 @@ def assets_consumer():
 
 
 def test_over_kafka_a_new_customer_gets_a_deposit_and_a_duplicated_reserve_holds_once(assets_consumer):
-    customer = customer_create(username="assets-kafka", password="s3cret-pass", email="assets-kafka@example.com")
+    customer = customer_create(
+        username="assets-kafka", password="correct-horse-battery", email="assets-kafka@example.com"
+    )
     admin = Principal(user_id=1, role=Role.ADMIN)
 
     # The CustomerCreated may still be on its way: the deposit waits for it instead of answering 404.

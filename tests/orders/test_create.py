@@ -237,13 +237,14 @@ def test_a_duplicate_client_order_id_writes_nothing(people, client_for):
     assert OutboxEvent.objects.filter(event_type="OrderCreated").count() == 2
 
 
-def test_a_duplicate_client_order_id_of_someone_else_does_not_reveal_their_order(people, client_for):
-    post(client_for(people.customer), {**VALID, "client_order_id": "shared-id"})
+def test_a_client_order_id_is_private_to_its_customer(people, client_for):
+    mine = post(client_for(people.customer), {**VALID, "client_order_id": "shared-id"})
 
-    again = post(client_for(people.other_customer), {**VALID, "client_order_id": "shared-id"})
+    theirs = post(client_for(people.other_customer), {**VALID, "client_order_id": "shared-id"})
 
-    assert again.status_code == 409
-    assert "order_id" not in again.json()
+    assert mine.status_code == theirs.status_code == 201  # nobody can learn or squat another's ids
+    assert {mine.json()["customer_id"], theirs.json()["customer_id"]} == {people.customer.pk, people.other_customer.pk}
+    assert Order.objects.filter(client_order_id="shared-id").count() == 2
 
 
 def test_an_idempotency_key_replays_the_first_answer(people, client_for):

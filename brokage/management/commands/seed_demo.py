@@ -89,8 +89,18 @@ class Command(BrokageCommand):
             "--batch-size", type=positive_int, default=BULK_BATCH_SIZE, help="Rows per COPY / bulk_create."
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars (logs, CI).")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Seed even on the prod profile (it creates logins with published passwords).",
+        )
 
     def handle(self, *args, **options):
+        if settings.PROFILE == "prod" and not options["force"]:
+            raise CommandError(
+                "seed_demo refuses the prod profile: it creates logins whose passwords are public "
+                "(admin / admin-pass-123). Use --force if this really is a demo installation."
+            )
         if options["customers"] is not None or options["orders"] is not None:
             BulkSeeder(
                 stdout=self.stdout,
@@ -107,7 +117,9 @@ class Command(BrokageCommand):
         if admin is None:
             admin = users.objects.create_superuser(ADMIN[0], f"{ADMIN[0]}@brokage.local", ADMIN[1])
             self.stdout.write("created admin")
-        client = Client(HTTP_HOST="127.0.0.1")
+        # Over "HTTPS" to a served host name: a --force'd prod profile redirects HTTP and checks the host.
+        host = next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h != "*"), "127.0.0.1")
+        client = Client(HTTP_HOST=host, **{"wsgi.url_scheme": "https"})
         client.force_login(admin)
 
         broker_id = self._ensure_customer(client, users, BROKER[0], BROKER[1], role="BROKER", tier="STANDARD")[0]
