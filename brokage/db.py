@@ -172,10 +172,9 @@ def _rows_insert_sql(model: type[models.Model], alias: str, conflict: str | None
 
     `VALUES (…), (…)` is another statement for every row count. A consumer's polls hold 1 to 200
     events, and psycopg prepares each statement it has run `DB_PREPARE_THRESHOLD` times and keeps
-    up to 100: under a growing backlog new row counts kept arriving, every saga database's consumer
-    backend held more prepared multi-row INSERTs, and its memory rose by 1.6–2.6 MB a minute through
-    the bench's 5-minute soak (one more statement on the Python side each time as well). This one
-    is a single statement, prepared once."""
+    up to 100: under a growing backlog new row counts keep arriving, and every saga database's
+    consumer backend would hold more and more prepared statements, its memory growing with them.
+    This one is a single statement, prepared once."""
     connection = connections[alias]
     arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _inserted_fields(model))
     return _insert_sql(model, alias, conflict, f"SELECT * FROM unnest({arrays})")  # noqa: S608

@@ -5,10 +5,10 @@ event handlers and the telemetry flusher share it, and are mended here (`montydb
 
 - Its SQLite engine keeps the connection of the latest call in one attribute shared by all threads.
   Ours keeps one connection per collection file for the process (montydb's own connection per call
-  also cost ~15 ms a write: the WAL set up and checkpointed each time).
+  also set up and checkpointed the WAL on every write).
 - Its pure-Python encoder parses every key with `ast.literal_eval`. On CPython 3.11 two threads
   building ASTs at once can fail with "AST constructor recursion depth mismatch" (the depth is kept
-  per interpreter, cpython#106905), and the parsing was a third of the CPU an order cost. The key is
+  per interpreter, cpython#106905), and the parsing was a large share of an order's CPU. The key is
   a JSON string: `json.loads` reads it, no AST involved.
 - A write reads a document and writes it back (an update, an upsert) in separate steps. Every write,
   and every call of the engine, takes one process-wide lock: in this process montydb has one writer

@@ -82,7 +82,7 @@ class OrderSerializer(serializers.ModelSerializer):
 
     @cached_property
     def _time_zone(self):
-        return timezone.get_current_timezone()  # ~30 µs a call: once per serializer, not per value
+        return timezone.get_current_timezone()  # once per serializer, not per value
 
     def _moment(self, value: datetime) -> str:
         """ISO 8601 in the current time zone, "Z" for UTC: what DRF's DateTimeField renders."""
