@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
+DEV_STAMP := $(VENV)/.requirements-dev.stamp
 
 .PHONY: run test test-fast test-integration lint bench services-up services-down clean help
 
@@ -17,6 +18,11 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $(STAMP)
+
+# Tests, the benchmark and the linters need more than the product does (requirements-dev.txt).
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(DEV_STAMP)
 
 venv: $(STAMP)
 
@@ -32,26 +38,26 @@ else
 	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 endif
 
-test: $(STAMP)  ## install what the tests need, start the real services, run lint, the fast tier and the integration tier
+test: $(DEV_STAMP)  ## install what the tests need, start the real services, run lint, the fast tier and the integration tier
 	scripts/install-test-deps.sh
 	scripts/services.sh up
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-fast
 	$(MAKE) --no-print-directory test-integration
 
-test-fast: $(STAMP)  ## the fast tier: test profile, in-process everything
+test-fast: $(DEV_STAMP)  ## the fast tier: test profile, in-process everything
 	BROKAGE_PROFILE=test $(VENV)/bin/pytest -q -m "not integration" -p no:cacheprovider
 
-test-integration: $(STAMP)  ## the integration tier against the services of scripts/services.sh
+test-integration: $(DEV_STAMP)  ## the integration tier against the services of scripts/services.sh
 	set -a; eval "$$(scripts/services.sh env)"; set +a; \
 	  $(VENV)/bin/pytest -q -m integration -p no:cacheprovider
 
-lint: $(STAMP)  ## ruff and the import-linter contracts that keep the contexts apart
+lint: $(DEV_STAMP)  ## ruff and the import-linter contracts that keep the contexts apart
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-bench: $(STAMP)  ## the benchmarks on the dev profile, with the PostgreSQL ceiling measured in the same run
+bench: $(DEV_STAMP)  ## the benchmarks on the dev profile, with the PostgreSQL ceiling measured in the same run
 	scripts/services.sh up
 	set -a; eval "$$(scripts/services.sh env)"; set +a; $(PY) -m bench
 
