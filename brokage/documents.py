@@ -60,18 +60,27 @@ def _montydb_thread_safe(client) -> None:
     import contextlib
     import sqlite3
 
-    from montydb.storage.sqlite import SQLiteKVEngine
+    from montydb.storage.sqlite import CREATE_TABLE, SQLITE_RECORD_TABLE, SQLiteKVEngine
 
     storage = client._storage
     if not isinstance(getattr(storage, "_conn", None), SQLiteKVEngine):
         return
+
+    # A process killed while montydb created a collection can leave its file without the table, and
+    # every later read or write of it failed: each connection makes sure the table is there.
+    create_table = CREATE_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").format(SQLITE_RECORD_TABLE)
 
     class PerCallSQLiteEngine(SQLiteKVEngine):
         def _connect(self, db_file, wconcern=None):
             connection = sqlite3.connect(db_file, timeout=30)
             connection.text_factory = str
             connection.executescript(self.db_pragmas)
+            connection.execute(create_table)
             return contextlib.closing(connection)
+
+        def create_table(self, db_file):
+            with self._connect(db_file):
+                pass
 
     storage._conn = PerCallSQLiteEngine(storage._config)
 

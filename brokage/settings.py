@@ -236,6 +236,21 @@ CELERY_BEAT_SCHEDULE = {
     "relay-all-outboxes": {"task": "brokage.relay_all", "schedule": 2.0},
 }
 
+# --- Daily lifecycle jobs (brokage/jobs.py): UTC "HH:MM" each; an empty value leaves one out of the beat.
+BACKUP_DEST = os.environ.get("BROKAGE_BACKUP_DEST", str(VAR_DIR / "backups"))  # a folder or s3://bucket/prefix
+LIFECYCLE_JOBS = {
+    "archive_orders": {
+        "at": os.environ.get("BROKAGE_ARCHIVE_ORDERS_AT", "01:30"),
+        "command": ["archive_orders", "--no-progress"],
+    },
+    "audit_tiering": {"at": os.environ.get("BROKAGE_AUDIT_TIERING_AT", "01:45"), "command": ["audit_tiering"]},
+    "backup": {
+        "at": os.environ.get("BROKAGE_BACKUP_AT", "02:15"),
+        "command": ["backup", "--dest", BACKUP_DEST, "--no-progress"],
+    },
+    "reconcile": {"at": os.environ.get("BROKAGE_RECONCILE_AT", "03:30"), "command": ["reconcile", "--json"]},
+}
+
 # --- Channels (WebSocket) -------------------------------------------------------------------------
 
 if REDIS_BACKEND == "redis":
