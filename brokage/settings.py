@@ -171,7 +171,11 @@ MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27018/")
 DOCUMENT_BACKEND = {"embedded": "montydb", "test": "mongomock"}.get(PROFILE, "mongodb")
 DOCUMENT_BACKEND = os.environ.get("BROKAGE_DOCUMENT_BACKEND", DOCUMENT_BACKEND)
 DOCUMENT_DIR = VAR_DIR / "documents"
-DOCUMENT_DATABASES = {"notifications": "notifications", "audit": "audit_logs"}
+# BROKAGE_<CONTEXT>_DOCUMENT_DATABASE points a context elsewhere (the restore drill's scratch copies).
+DOCUMENT_DATABASES = {
+    context: os.environ.get(f"BROKAGE_{context.upper()}_DOCUMENT_DATABASE", name)
+    for context, name in {"notifications": "notifications", "audit": "audit_logs"}.items()
+}
 
 # --- Redis: idempotency keys, locks, sessions, rate limits, Celery broker ------------------------
 
