@@ -75,6 +75,7 @@ def audit_tiering(*, now: datetime | None = None, dry_run: bool = False) -> Tier
     result = TieringResult()
     if not dry_run and LEGACY in database.list_collection_names():
         result.split_from_legacy = _legacy_split(database, now=now)
+    names = set(database.list_collection_names())  # kept up to date below: one listing per run
     by_day: dict[date, list[Partition]] = {}
     for partition in partitions_list(database):
         by_day.setdefault(partition.day, []).append(partition)
@@ -93,22 +94,28 @@ def audit_tiering(*, now: datetime | None = None, dry_run: bool = False) -> Tier
             if partition.tier != target:
                 result.moved.append(f"{partition.name} -> {partition_name(day, target)}")
                 if not dry_run:
-                    _partition_move(database, partition, target)
+                    _partition_move(database, partition, target, names=names)
     return result
 
 
-def _partition_move(database, source: Partition, tier: str) -> None:
+def _partition_move(database, source: Partition, tier: str, *, names: set[str]) -> None:
+    """Move one partition to `tier`; `names` (the database's collection names) is kept up to date."""
     target_name = partition_name(source.day, tier)
     collection = database[source.name]
-    if target_name not in database.list_collection_names():
+    if target_name not in names:
         partition_indexes_ensure(collection, tier)  # fewer indexes first: the name changes last
         try:
             collection.rename(target_name)
-            return
         except NotImplementedError:  # montydb: copy below
             pass
+        else:
+            names.discard(source.name)
+            names.add(target_name)
+            return
     _copy_then_drop(collection, database[target_name])
     partition_indexes_ensure(database[target_name], tier)
+    names.discard(source.name)
+    names.add(target_name)
 
 
 def _copy_then_drop(source, target) -> int:
