@@ -24,6 +24,7 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 
 from brokage.documents import IndexSpec, as_utc, index_drop_if_present, index_names
 
@@ -90,8 +91,12 @@ def has_legacy(database) -> bool:
 
 # --- Writing ----------------------------------------------------------------------------------------------
 
-_ensured: set[tuple[str, str]] = set()
+# Partitions this process has set up, and when: indexes are made again after ENSURE_AGAIN_SECONDS,
+# in case tiering moved the day meanwhile (only a run with --as-of in the future moves a current
+# day) and a write re-created it bare.
+_ensured: dict[tuple[str, str], float] = {}
 _ensured_lock = threading.Lock()
+ENSURE_AGAIN_SECONDS = 600.0
 
 
 def partition_indexes_ensure(collection, tier: str) -> None:
@@ -129,12 +134,12 @@ def partition_for_write(database, day: date, *, now: datetime):
 def _hot_partition(database, day: date):
     name = partition_name(day, HOT)
     key = (database.name, name)
-    if key not in _ensured:
+    if monotonic() - _ensured.get(key, -ENSURE_AGAIN_SECONDS) >= ENSURE_AGAIN_SECONDS:
         collection = database[name]
         for spec in TIER_INDEXES[HOT]:
             collection.create_index(spec.keys, name=spec.name)  # creates the collection too
         with _ensured_lock:
-            _ensured.add(key)
+            _ensured[key] = monotonic()
     return database[name]
 
 

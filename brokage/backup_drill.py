@@ -23,6 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.management import get_commands
@@ -108,7 +109,8 @@ def _postgresql(entry: dict, folder: Path, scratch_folder: Path):
         ["--no-owner", "--exit-on-error", "--no-password", *args, f"--dbname={scratch}", str(folder / entry["file"])],
         alias,
     )
-    url = f"postgresql://{live['USER']}:{live['PASSWORD']}@{live['HOST']}:{live['PORT']}/{scratch}"
+    credentials = f"{quote(str(live['USER']), safe='')}:{quote(str(live['PASSWORD']), safe='')}"
+    url = f"postgresql://{credentials}@{live['HOST']}:{live['PORT']}/{scratch}"
     count = _pg_rows(alias, scratch)
     return count, {_env_name(alias): url}, lambda: _pg_admin(alias, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
