@@ -105,7 +105,7 @@ class MovementKind(models.TextChoices):
 
 
 class AssetMovement(models.Model):
-    """One change of one balance: the append-only ledger (ARCHITECTURE §3).
+    """One change of one balance: the append-only ledger.
 
     Written by `assets.services._balance_change` in the transaction that moves the balance, one row
     per change, and never updated or deleted (the admin and the API only read it). Balances stay in

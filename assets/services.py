@@ -477,7 +477,7 @@ def reservation_settle(
     amount: Decimal | str,
     trace: dict | None = None,
 ) -> AssetReservation | None:
-    """Move the balances of a matched order and mark its reservation SETTLED (ARCHITECTURE §6).
+    """Move the balances of a matched order and mark its reservation SETTLED.
 
     BUY: TRY size -= amount (its usable was held by the reservation); asset size and usable += size.
     SELL: asset size -= size (held likewise); TRY size and usable += amount. Missing rows are created.

@@ -1,9 +1,9 @@
-"""The audit context's collections and their indexes (ARCHITECTURE §4).
+"""The audit context's collections and their indexes.
 
-- `audit_logs`: one entry per domain event, `_id` = the event id (a replay finds it). A time-series
-  collection (time field `timestamp`, 365-day expiry) where the server has them; elsewhere a
-  regular collection with a TTL index on `timestamp`, or a plain one plus `audit_logs_expired_delete`
-  where the server has no TTL either (FerretDB v1).
+- `audit_logs`: one entry per domain event, `_id` = the event id (a replay finds it), kept in one
+  collection per UTC day and tier, `audit_logs_<yyyymmdd>` while HOT (see `audit.partitions`), each
+  with the seed's indexes, created as the first entry of its day is written. A day is dropped whole
+  after 365 days (`audit.tiering`); so no time-series collection (which cannot be renamed) and no TTL.
 - `telemetry`: one document per API request, written in batches by `brokage.telemetry`'s sink; kept
   30 days.
 """
@@ -19,7 +19,6 @@ from brokage.documents import (
     as_utc,
     collection_ensure,
     context_database,
-    index_drop_if_present,
     register_collection_setup,
 )
 
@@ -29,13 +28,6 @@ TELEMETRY = "telemetry"
 AUDIT_RETENTION_SECONDS = 365 * 24 * 3600
 TELEMETRY_RETENTION_SECONDS = 30 * 24 * 3600
 
-AUDIT_LOG_INDEXES = [
-    IndexSpec([("timestamp", 1)], "idx_timestamp"),
-    IndexSpec([("user_id", 1), ("timestamp", -1)], "idx_user_timestamp"),
-    IndexSpec([("entity_type", 1), ("entity_id", 1)], "idx_entity"),
-    IndexSpec([("action", 1), ("timestamp", -1)], "idx_action_timestamp"),
-    IndexSpec([(EXPIRES_ON, 1)], "idx_expires_on"),  # the sweep where the server has no expiry
-]
 TELEMETRY_INDEXES = [
     IndexSpec([("timestamp", 1)], "ttl_timestamp", expire_after_seconds=TELEMETRY_RETENTION_SECONDS),
     IndexSpec([("endpoint", 1), ("timestamp", -1)], "idx_endpoint_timestamp"),
@@ -45,28 +37,9 @@ TELEMETRY_INDEXES = [
 ]
 
 
-# Made by earlier versions and read by no query (a replay is found by `_id`, the event id): every
-# audit write paid for keeping it up to date, so setup drops it.
-OBSOLETE_AUDIT_LOG_INDEXES = ["idx_event_id"]
-
-
 def audit_collections_setup(database) -> list:
-    audit_logs = collection_ensure(
-        database,
-        AUDIT_LOGS,
-        indexes=AUDIT_LOG_INDEXES,
-        timeseries={"timeField": "timestamp", "metaField": "metadata", "granularity": "seconds"},
-        expire_after_seconds=AUDIT_RETENTION_SECONDS,
-    )
-    index_drop_if_present(database[AUDIT_LOGS], OBSOLETE_AUDIT_LOG_INDEXES)
-    return [
-        audit_logs,
-        collection_ensure(
-            database,
-            TELEMETRY,
-            indexes=TELEMETRY_INDEXES,
-        ),
-    ]
+    # The audit entries' partitions are set up by their writer, day by day (audit.partitions).
+    return [collection_ensure(database, TELEMETRY, indexes=TELEMETRY_INDEXES)]
 
 
 register_collection_setup(CONTEXT, audit_collections_setup)

@@ -1,12 +1,19 @@
-"""Reads of the audit context, for administrators: filtered on the indexed fields, newest first."""
+"""Reads of the audit context, for administrators: filtered on the indexed fields, newest first.
+
+The audit trail is read across its daily partitions (`audit.partitions`)."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from datetime import datetime
 
+from django.utils import timezone
+
 from audit.documents import AUDIT_LOGS, TELEMETRY, audit_database
+from audit.partitions import COLD, PartitionedSequence, day_of, has_legacy, partitions_list
 from audit.services import user_id_value
+from audit.tiering import retention_start
 from brokage.auth import Principal
 from brokage.documents import DocumentSequence, query_time
 from brokage.errors import PermissionDenied
@@ -39,19 +46,37 @@ def audit_log_list(
     start: datetime | None = None,
     end: datetime | None = None,
     include_cold: bool = False,
-) -> DocumentSequence:
+    now: datetime | None = None,
+) -> PartitionedSequence:
+    """Entries newest first, from the partitions of the days `start`..`end` touches (COLD ones only
+    with `include_cold`); never one past the 365-day retention, even before its day is dropped."""
     _require_admin(actor)
-    query = _time_range(start, end)
+    now = now or timezone.now()
+    oldest = retention_start(now)
+    fields: dict = {}
     if customer_id is not None:
-        query["metadata.customer_id"] = customer_id
-    if not include_cold:
-        query["tier"] = {"$ne": "COLD"}  # audit_tiering marks them; untiered entries are recent
+        fields["metadata.customer_id"] = customer_id
     if user_id is not None:
-        query["user_id"] = user_id_value(user_id)
+        fields["user_id"] = user_id_value(user_id)
     for field, value in (("entity_type", entity_type), ("entity_id", entity_id), ("action", action)):
         if value is not None:
-            query[field] = value
-    return DocumentSequence(audit_database()[AUDIT_LOGS], query, NEWEST_FIRST)
+            fields[field] = value
+    database = audit_database()
+    first_day = day_of(max(start, oldest) if start is not None else oldest)
+    last_day = day_of(end) if end is not None else None
+    parts = []
+    for partition in partitions_list(database):
+        if partition.day < first_day or (last_day is not None and partition.day > last_day):
+            continue
+        if partition.tier == COLD and not include_cold:
+            continue
+        # Only the boundary days need the time bounds; inside them every entry qualifies anyway.
+        low = max(start, oldest) if start is not None else oldest
+        bounds = _time_range(low if partition.day == day_of(low) else None, end if partition.day == last_day else None)
+        parts.append((database[partition.name], {**bounds, **fields}))
+    if has_legacy(database):  # entries from before partitions, until tiering has split them
+        parts.append((database[AUDIT_LOGS], {**_time_range(start, end), **fields}))
+    return PartitionedSequence(parts, NEWEST_FIRST)
 
 
 def telemetry_list(
@@ -82,5 +107,18 @@ def audit_event_ids_iter(*, start: datetime, end: datetime) -> Iterator[str]:
     event recorded twice is listed twice). For the end-of-day reconciliation, which merges it with
     the outboxes' published events; the one place that knows where a day's entries are stored."""
     query = {"timestamp": {"$gte": query_time(start), "$lt": query_time(end)}}
-    for entry in audit_database()[AUDIT_LOGS].find(query, {"_id": 1}).sort("_id", 1):
-        yield str(entry["_id"])
+    database = audit_database()
+    collections = [
+        database[partition.name]
+        for partition in partitions_list(database)
+        if day_of(start) <= partition.day <= day_of(end)
+    ]
+    if has_legacy(database):
+        collections.append(database[AUDIT_LOGS])
+
+    def ids(collection) -> Iterator[str]:
+        for entry in collection.find(query, {"_id": 1}).sort("_id", 1):
+            yield str(entry["_id"])
+
+    # An entry's day is its own timestamp's, so the days' sorted ids merge into one sorted stream.
+    yield from heapq.merge(*(ids(collection) for collection in collections))

@@ -1,4 +1,6 @@
-"""Writes of the audit context: one audit entry per domain event, telemetry batches, expiry sweeps."""
+"""Writes of the audit context: one audit entry per domain event, telemetry batches, expiry sweeps.
+
+Ageing the audit trail through its tiers is `audit.tiering`."""
 
 from __future__ import annotations
 
@@ -7,20 +9,13 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from audit.documents import AUDIT_LOGS, AUDIT_RETENTION_SECONDS, TELEMETRY, TELEMETRY_RETENTION_SECONDS, audit_database
-from brokage.documents import (
-    EXPIRES_ON,
-    expired_delete,
-    expires_on,
-    expiry_days_note,
-    insert_new,
-    is_timeseries,
-    query_time,
-)
+from audit.documents import AUDIT_LOGS, TELEMETRY, TELEMETRY_RETENTION_SECONDS, audit_database
+from audit.partitions import day_of, partition_for_write
+from audit.tiering import audit_partitions_expire
+from brokage.documents import EXPIRES_ON, expired_delete, expires_on, expiry_days_note, insert_new, query_time
 from brokage.events import EventValidationError, event_type_named, topic_for
 
 ORDER_STATUS_FIELDS = {"old_status", "new_status"}
-AUDIT_RETENTION = timedelta(seconds=AUDIT_RETENTION_SECONDS)
 TELEMETRY_RETENTION = timedelta(seconds=TELEMETRY_RETENTION_SECONDS)
 
 
@@ -71,24 +66,19 @@ def audit_log_record(*, event: dict) -> bool:
 
 
 def audit_logs_record(*, events: list[dict]) -> int:
-    """Write the audit entries of `events` in one round trip; replayed events write nothing.
-
-    Returns how many entries were written.
-    """
+    """Write the audit entries of `events` in one round trip per day they happened on (normally
+    one); replayed events write nothing: an entry goes to the partition of its own timestamp, where
+    its `_id` (the event id) is already taken. Returns how many entries were written."""
     database = audit_database()
-    collection = database[AUDIT_LOGS]
-    entries = {event["event_id"]: _audit_entry(event) for event in events}
-    # Time-series collections do not enforce a unique `_id`, so look before writing there. Elsewhere
-    # the `_id` index refuses a replay by itself, and the lookup would cost more than the write
-    # (FerretDB cannot use an index for `$in` on `_id`: it scans the whole collection).
-    if is_timeseries(database, AUDIT_LOGS):
-        for seen in collection.find({"_id": {"$in": list(entries)}}, {"_id": 1}):
-            entries.pop(seen["_id"], None)
-    if not entries:
-        return 0
-    written = len(insert_new(collection, list(entries.values())))
-    expiry_days_note(database, AUDIT_LOGS, (entry[EXPIRES_ON] for entry in entries.values()))
-    return written
+    now = timezone.now()
+    by_day: dict = {}
+    for event in events:
+        entry = _audit_entry(event)
+        by_day.setdefault(day_of(entry["timestamp"]), {})[entry["_id"]] = entry
+    return sum(
+        len(insert_new(partition_for_write(database, day, now=now), list(entries.values())))
+        for day, entries in by_day.items()
+    )
 
 
 def _audit_entry(event: dict) -> dict:
@@ -100,7 +90,6 @@ def _audit_entry(event: dict) -> dict:
     return {
         "_id": event_id,
         "timestamp": timestamp,
-        EXPIRES_ON: expires_on(timestamp + AUDIT_RETENTION),
         "action": event["event_type"],
         "user_id": user_id_value(event.get("actor_id")),
         "entity_type": event["aggregate_type"],
@@ -133,47 +122,19 @@ def telemetry_batch_write(records: list[dict]) -> int:
 
 def audit_expired_delete(*, now: datetime | None = None, undated: bool = False) -> dict[str, int]:
     """Delete audit entries older than 365 days and telemetry older than 30: the sweep that stands in
-    for TTL where the server has none (FerretDB v1), and is harmless where it has. It goes by
-    `expires_on` (see `brokage.documents.expired_delete`), never through the whole collection
-    unless `undated` asks for the entries written before `expires_on` existed."""
+    for TTL where the server has none (FerretDB v1), and is harmless where it has. Audit entries go
+    by whole daily partitions (`audit.tiering`); telemetry by `expires_on` (see
+    `brokage.documents.expired_delete`), never through the whole collection unless `undated` asks
+    for the documents written before `expires_on` existed."""
     now = now or timezone.now()
     database = audit_database()
     return {
-        name: expired_delete(
-            database, name, now=now, due={"timestamp": {"$lt": query_time(now - retention)}}, undated=undated
-        )
-        for name, retention in ((AUDIT_LOGS, AUDIT_RETENTION), (TELEMETRY, TELEMETRY_RETENTION))
+        AUDIT_LOGS: audit_partitions_expire(now=now),
+        TELEMETRY: expired_delete(
+            database,
+            TELEMETRY,
+            now=now,
+            due={"timestamp": {"$lt": query_time(now - TELEMETRY_RETENTION)}},
+            undated=undated,
+        ),
     }
-
-
-# --- Tiering (ARCHITECTURE §9) ------------------------------------------------------------------------
-
-TIER_HOT = "HOT"
-TIER_WARM = "WARM"
-TIER_COLD = "COLD"
-# (tier, youngest age in days, oldest age in days); entries older than the last are deleted.
-AUDIT_TIERS = ((TIER_HOT, 0, 7), (TIER_WARM, 7, 30), (TIER_COLD, 30, 365))
-AUDIT_TIER_DELETE_AFTER_DAYS = 365
-
-
-def audit_tiering(*, now: datetime | None = None, dry_run: bool = False) -> dict[str, int]:
-    """Stamp every audit entry with `tier` by its age (HOT 0–7 d, WARM 7–30 d, COLD 30–365 d) and
-    delete older ones: one update_many per tier over a timestamp range. Entries stamped in the future
-    count as HOT. Returns {tier: entries in it, "deleted": n} (a dry run only counts)."""
-    now = now or timezone.now()
-    collection = audit_database()[AUDIT_LOGS]
-    counts: dict[str, int] = {}
-    for tier, youngest, oldest in AUDIT_TIERS:
-        window: dict = {"$lt": query_time(now - timedelta(days=youngest))} if youngest else {}
-        window["$gte"] = query_time(now - timedelta(days=oldest))
-        query = {"timestamp": window}
-        if dry_run:
-            counts[tier] = collection.count_documents(query)
-        else:
-            counts[tier] = collection.update_many(query, {"$set": {"tier": tier}}).matched_count
-    expired = {"timestamp": {"$lt": query_time(now - timedelta(days=AUDIT_TIER_DELETE_AFTER_DAYS))}}
-    if dry_run:
-        counts["deleted"] = collection.count_documents(expired)
-    else:
-        counts["deleted"] = collection.delete_many(expired).deleted_count
-    return counts

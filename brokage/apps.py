@@ -8,6 +8,9 @@ class BrokageConfig(AppConfig):
     name = "brokage"
     verbose_name = "Brokage kernel"
 
+    def ready(self) -> None:
+        import_module("brokage.jobs")  # the daily jobs' beat entries, task and /metrics collector
+
 
 class ContextConfig(AppConfig):
     """Base for the six context apps: on start, register the events a context publishes

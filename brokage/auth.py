@@ -1,4 +1,4 @@
-"""Who is asking, and for which customers they may act (ARCHITECTURE §7 roles).
+"""Who is asking, and for which customers they may act.
 
 ADMIN acts for everyone, BROKER for the customers assigned to it, CUSTOMER for itself. A context
 that scopes by customer keeps the broker assignments as a read model (a concrete

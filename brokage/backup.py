@@ -1,4 +1,4 @@
-"""Full backups of every database, and restoring one (ARCHITECTURE §9; `manage.py backup` / `restore`).
+"""Full backups of every database, and restoring one (`manage.py backup` / `restore`).
 
 A backup is one folder, `DIR/<UTC timestamp>/`:
 
@@ -15,8 +15,7 @@ The folder is written under a hidden name and renamed when complete, so a crashe
 looks like a good one and rotation never counts it. A restore checks every checksum before it
 touches anything, and refuses a damaged or incomplete backup.
 
-Rotation keeps the newest `keep_local` backups in DIR (7: a week of nightly backups), moves older
-ones into `DIR/archive/` and keeps the newest `keep_archive` there (30).
+Where backups are kept (a folder or an S3 bucket) and their rotation by age: `brokage.backup_store`.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,8 +47,6 @@ FORMAT_VERSION = 1
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 BACKUP_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 ARCHIVE_DIR = "archive"
-KEEP_LOCAL = 7
-KEEP_ARCHIVE = 30
 DOCUMENT_BATCH = 1000
 # Test runs put `test_` in front of every database name (Django's convention, kept by tests/conftest.py).
 TEST_PREFIX = "test_"
@@ -69,13 +66,6 @@ class BackupResult:
     path: Path
     manifest: dict
     seconds: float
-
-
-@dataclass
-class RotationResult:
-    kept: list[str] = field(default_factory=list)
-    archived: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -367,7 +357,7 @@ def _run_pg_tool(tool: str, args: list[str], alias: str) -> str:
     return completed.stdout
 
 
-# --- Rotation -------------------------------------------------------------------------------------------
+# --- Finding backups ------------------------------------------------------------------------------------
 
 
 def backups_in(folder: Path) -> list[Path]:
@@ -378,28 +368,6 @@ def backups_in(folder: Path) -> list[Path]:
         (path for path in folder.iterdir() if path.is_dir() and BACKUP_NAME.match(path.name)),
         key=lambda path: path.name,
     )
-
-
-def backup_rotate(dest: Path, *, keep_local: int = KEEP_LOCAL, keep_archive: int = KEEP_ARCHIVE) -> RotationResult:
-    """Keep the newest `keep_local` backups in `dest`, archive older ones, keep `keep_archive` archived."""
-    dest = Path(dest)
-    archive = dest / ARCHIVE_DIR
-    result = RotationResult()
-    local = backups_in(dest)
-    older = local[: max(0, len(local) - keep_local)]
-    result.kept = [path.name for path in local[len(older) :]]
-    for path in older:
-        archive.mkdir(exist_ok=True)
-        target = archive / path.name
-        if target.exists():
-            shutil.rmtree(target)
-        path.rename(target)
-        result.archived.append(path.name)
-    archived = backups_in(archive)
-    for path in archived[: max(0, len(archived) - keep_archive)]:
-        shutil.rmtree(path)
-        result.deleted.append(path.name)
-    return result
 
 
 # --- Checking and restoring ----------------------------------------------------------------------------
@@ -515,12 +483,13 @@ def _restore_sqlite(entry: dict, folder: Path) -> None:
         source.close()
 
 
-def _restore_documents(entry: dict, folder: Path) -> None:
+def _restore_documents(entry: dict, folder: Path, *, database=None) -> None:
+    """Replace the collections of the backup in `database` (the context's own by default)."""
     from bson import json_util
 
     options = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True, tzinfo=UTC)
     native = _montydb_types if settings.DOCUMENT_BACKEND == "montydb" else _unchanged
-    database = context_database(entry["context"])
+    database = context_database(entry["context"]) if database is None else database
     definitions = json_util.loads((folder / entry["definitions_file"]).read_text(), json_options=options)
     for collection_entry in entry["collections"]:
         name = collection_entry["name"]

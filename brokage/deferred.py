@@ -1,4 +1,4 @@
-"""Waiting for something without holding a server thread (`Prefer: wait`, ARCHITECTURE §7).
+"""Waiting for something without holding a server thread (`Prefer: wait`).
 
 A synchronous Django view that waits (for an order's saga to settle, say) keeps its thread asleep;
 under an ASGI server, sync views share a small thread pool, so a few waiting clients stall the API

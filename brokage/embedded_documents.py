@@ -58,7 +58,7 @@ ENGINE_CALLS = (
 def montydb_thread_safe(client) -> None:
     """Mend `client`'s SQLite storage and montydb's classes (once per process) as the docstring says."""
     from montydb.collection import MontyCollection
-    from montydb.storage.sqlite import SQLiteKVEngine
+    from montydb.storage.sqlite import SQLiteDatabase, SQLiteKVEngine
     from montydb.types import bson
 
     storage = client._storage
@@ -69,12 +69,23 @@ def montydb_thread_safe(client) -> None:
         for name in COLLECTION_WRITES:
             setattr(MontyCollection, name, _serialized(getattr(MontyCollection, name)))
         MontyCollection.brokage_serialized = True
+        SQLiteDatabase.collection_list = _collection_list
     bson.document_encode  # noqa: B018 (montydb picks its codec on first use)
     if not bson.bson_used:
         from montydb.types._nobson import NoBSON
 
         NoBSON.document_encode = classmethod(_document_encode)
         bson.document_encode = NoBSON.document_encode  # the module keeps its own reference
+
+
+def _collection_list(database) -> list[str]:
+    """montydb lists every file of the database folder as a collection; in WAL mode a collection's
+    `-wal` and `-shm` files beside it would list it three times. Only `<name>.collection` counts."""
+    from montydb.storage.sqlite import SQLITE_DB_EXT
+
+    if not database.database_exists():
+        return []
+    return [name[: -len(SQLITE_DB_EXT)] for name in os.listdir(database._db_path) if name.endswith(SQLITE_DB_EXT)]
 
 
 def _serialized(function):
@@ -111,6 +122,13 @@ def _document_encode(cls, doc, check_keys=False, *args, **kwargs) -> bytes:
 
 
 @functools.cache
+def _create_table_sql() -> str:
+    from montydb.storage.sqlite import CREATE_TABLE, SQLITE_RECORD_TABLE
+
+    return CREATE_TABLE.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").format(SQLITE_RECORD_TABLE)
+
+
+@functools.cache
 def _shared_engine_class():
     """The engine class, made on first use (only the embedded profile imports montydb)."""
     from montydb.storage.sqlite import SQLiteKVEngine
@@ -137,6 +155,9 @@ def _shared_engine_class():
                 connection = sqlite3.connect(db_file, timeout=30, check_same_thread=False)
                 connection.text_factory = str
                 connection.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+                # A process killed while montydb created a collection can leave its file without the
+                # table, and every later read or write of it would fail: make sure the table is there.
+                connection.execute(_create_table_sql())
                 self.open[db_file] = (os.getpid(), os.stat(db_file).st_ino, connection)
             return contextlib.nullcontext(connection)  # kept open: montydb's `with` must not close it
 
@@ -144,6 +165,11 @@ def _shared_engine_class():
             """Asked only by `write_many`, to refuse a duplicate before inserting: the primary key does."""
             return ()
 
+    def create_table(self, db_file):
+        """Opening the file makes sure its table is there (`_connect`)."""
+        self._connect(db_file)
+
     for name in ENGINE_CALLS:
         setattr(SharedSQLiteEngine, name, _serialized(getattr(SQLiteKVEngine, name)))
+    SharedSQLiteEngine.create_table = _serialized(create_table)
     return SharedSQLiteEngine

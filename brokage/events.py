@@ -1,4 +1,4 @@
-"""The event envelope and the registry of versioned event schemas (ARCHITECTURE §5).
+"""The event envelope and the registry of versioned event schemas.
 
 Every context declares the events it publishes in its own `events.py` with `register_event`.
 An envelope is validated against its schema when it is produced (before it reaches the outbox)

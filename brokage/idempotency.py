@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on every mutating API request, stored in Redis (ARCHITECTURE §7).
+"""`Idempotency-Key` on every mutating API request, stored in Redis.
 
 Same key and same request -> the stored response, replayed. Same key, different request -> 422.
 A key belongs to a person (the signed-in user, whichever token or session they use; anonymous

@@ -1,4 +1,4 @@
-"""Per-tier API rate limits (ARCHITECTURE §7: 429 when a tier's requests per minute are used up).
+"""Per-tier API rate limits (429 when a tier's requests per minute are used up).
 
 `TierRateThrottle` is every API view's default throttle (`REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]`).
 A signed-in user may make `user.rate_limit_per_minute` requests per fixed minute (the customers

@@ -1,4 +1,4 @@
-"""The OpenAPI schema describes what the views really return (ARCHITECTURE §7).
+"""The OpenAPI schema describes what the views really return.
 
 Views declare their success bodies and the errors particular to them (`extend_schema`). What every
 endpoint shares is added here, so no view can forget it: each error a shared layer may answer with,

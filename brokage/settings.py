@@ -1,6 +1,6 @@
 """Settings for every profile.
 
-`BROKAGE_PROFILE` picks the wiring (ARCHITECTURE §2): `embedded` (default, no servers), `test`
+`BROKAGE_PROFILE` picks the wiring: `embedded` (default, no servers), `test`
 (the fast test tier), `dev` (real services on loopback, started by `scripts/services.sh`) and
 `prod` (everything from the environment). Any value below can be overridden by environment
 variables; the development defaults match what `scripts/services.sh` starts.
@@ -197,7 +197,11 @@ MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27018/")
 DOCUMENT_BACKEND = {"embedded": "montydb", "test": "mongomock"}.get(PROFILE, "mongodb")
 DOCUMENT_BACKEND = os.environ.get("BROKAGE_DOCUMENT_BACKEND", DOCUMENT_BACKEND)
 DOCUMENT_DIR = VAR_DIR / "documents"
-DOCUMENT_DATABASES = {"notifications": "notifications", "audit": "audit_logs"}
+# BROKAGE_<CONTEXT>_DOCUMENT_DATABASE points a context elsewhere (the restore drill's scratch copies).
+DOCUMENT_DATABASES = {
+    context: os.environ.get(f"BROKAGE_{context.upper()}_DOCUMENT_DATABASE", name)
+    for context, name in {"notifications": "notifications", "audit": "audit_logs"}.items()
+}
 
 # --- Redis: idempotency keys, locks, sessions, rate limits, Celery broker ------------------------
 
@@ -265,6 +269,21 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "relay-all-outboxes": {"task": "brokage.relay_all", "schedule": 2.0},
+}
+
+# --- Daily lifecycle jobs (brokage/jobs.py): UTC "HH:MM" each; an empty value leaves one out of the beat.
+BACKUP_DEST = os.environ.get("BROKAGE_BACKUP_DEST", str(VAR_DIR / "backups"))  # a folder or s3://bucket/prefix
+LIFECYCLE_JOBS = {
+    "archive_orders": {
+        "at": os.environ.get("BROKAGE_ARCHIVE_ORDERS_AT", "01:30"),
+        "command": ["archive_orders", "--no-progress"],
+    },
+    "audit_tiering": {"at": os.environ.get("BROKAGE_AUDIT_TIERING_AT", "01:45"), "command": ["audit_tiering"]},
+    "backup": {
+        "at": os.environ.get("BROKAGE_BACKUP_AT", "02:15"),
+        "command": ["backup", "--dest", BACKUP_DEST, "--no-progress"],
+    },
+    "reconcile": {"at": os.environ.get("BROKAGE_RECONCILE_AT", "03:30"), "command": ["reconcile", "--json"]},
 }
 
 # --- Channels (WebSocket) -------------------------------------------------------------------------

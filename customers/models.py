@@ -127,7 +127,7 @@ class Customer(AbstractBaseUser, PermissionsMixin):
         """The API requests per minute this customer's tier allows (read by `brokage.ratelimit`)."""
         return self.tier.rate_limit
 
-    # ADMIN (everything, ARCHITECTURE §7) holds every admin permission, superuser or not.
+    # ADMIN (everything) holds every admin permission, superuser or not.
     def has_perm(self, perm, obj=None) -> bool:
         if self.active and self.role == Role.ADMIN:
             return True

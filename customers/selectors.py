@@ -1,4 +1,4 @@
-"""Reads of the customers context, scoped to who is asking (ARCHITECTURE §7).
+"""Reads of the customers context, scoped to who is asking.
 
 ADMIN sees everyone, a BROKER the customers assigned to it (and itself), everyone else only
 itself. What a principal may not see does not exist for it: NotFound, never a hint.

@@ -1,4 +1,4 @@
-"""The notifications context's collections and their indexes (ARCHITECTURE §4).
+"""The notifications context's collections and their indexes.
 
 - `notifications`: one document per notification; `_id` is the notification id, derived from the
   source event, so a redelivered event finds its notification instead of making a second one.

@@ -1,4 +1,4 @@
-"""The end-of-day reconciliation (ARCHITECTURE §6 and §9): every context's own store read through its
+"""The end-of-day reconciliation: every context's own store read through its
 selectors and compared with the others', every discrepancy named with its ids. It never repairs.
 
 What it checks:

@@ -50,7 +50,7 @@ class OrderSide(models.TextChoices):
 class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Unique through the named constraint below (`idx_orders_client_order_id`), not `unique=True`,
-    # so the database carries exactly the index name ARCHITECTURE §3 specifies.
+    # so the database carries exactly the specified index name.
     client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX_LENGTH)
     customer_id = models.BigIntegerField()
     asset_name = models.CharField(max_length=ASSET_NAME_MAX_LENGTH)

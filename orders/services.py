@@ -435,7 +435,7 @@ def broker_assignment_replica_remove(*, event: dict) -> None:
     )
 
 
-# --- Archiving (ARCHITECTURE §9) ----------------------------------------------------------------------
+# --- Archiving ----------------------------------------------------------------------
 #
 # A run works through the due orders in batches of `batch_size`, one transaction each, so an
 # interrupted run is simply started again: whatever it archived is no longer due. On PostgreSQL the

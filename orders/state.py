@@ -1,4 +1,4 @@
-"""The order lifecycle: the one table of legal status changes (ARCHITECTURE §6).
+"""The order lifecycle: the one table of legal status changes.
 
 Events from other contexts can arrive in any order, so a reservation or confirmation may land
 while orders has not yet moved the order past CREATED; those forward jumps are legal. A status

@@ -1,4 +1,4 @@
-"""The order saga (ARCHITECTURE §6): every transition, each in one transaction with its command.
+"""The order saga: every transition, each in one transaction with its command.
 
 The saga never touches an order or a balance. It reacts to what orders and assets announce, keeps
 its own state in `saga_instances`, and tells the other contexts what to do next through commands

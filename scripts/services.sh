@@ -255,6 +255,7 @@ pg_start() {
     pg_install
     pg_prepare_dirs
     if pg_running; then
+        pg_archive_ensure
         pg_provision || die "postgres: creating role/databases failed"
         say "postgres ... up on $HOST:$BROKAGE_PG_PORT (already running)"
         return 0
@@ -290,6 +291,7 @@ synchronous_commit = on
 timezone = 'UTC'
 log_timezone = 'UTC'
 EOF
+    pg_archive_conf >>"$PG_DATA/brokage.conf"
     is_root && chown postgres:postgres "$PG_DATA/brokage.conf"
     is_root && { touch "$PG_LOG"; chown postgres:postgres "$PG_LOG"; }
     # setsid: a later Ctrl-C in the terminal that ran `up` must not reach the server
@@ -299,6 +301,27 @@ EOF
     pg_running || fail_service postgres "not accepting connections on $HOST:$BROKAGE_PG_PORT" "$PG_LOG"
     pg_provision || fail_service postgres "creating role/databases failed" "$PG_LOG"
     say "postgres ... up on $HOST:$BROKAGE_PG_PORT (started in $(elapsed $t0))"
+}
+
+# WAL archiving for point-in-time recovery (docs/operations.md): every finished WAL segment is copied
+# into the backup store's WAL area, where a base backup (pg_basebackup) plus these segments restore
+# the cluster to any moment since. archive_mode takes effect only at a start, so a cluster started
+# before this setting existed is restarted once by `up` (quick; clients reconnect).
+pg_wal_archive_dir() { echo "${BROKAGE_WAL_ARCHIVE_DIR:-$PG_DIR/wal-archive}"; }
+pg_archive_conf() {
+    local wal
+    wal="$(pg_wal_archive_dir)"
+    mkdir -p "$wal"
+    is_root && chown postgres:postgres "$wal"
+    echo "archive_mode = on"
+    echo "archive_command = 'test ! -f \"$wal/%f\" && cp \"%p\" \"$wal/%f.part\" && mv \"$wal/%f.part\" \"$wal/%f\"'"
+}
+pg_archive_ensure() { # an already running cluster: archive_mode on, restarting it once if needed
+    grep -q '^archive_mode = on' "$PG_DATA/brokage.conf" 2>/dev/null || pg_archive_conf >>"$PG_DATA/brokage.conf"
+    [ "$(psql_admin -At -c 'SHOW archive_mode')" = on ] && return 0
+    say "postgres: restarting once to turn on WAL archiving into $(pg_wal_archive_dir)"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$BROKAGE_START_TIMEOUT" -m fast restart >/dev/null 2>&1 ||
+        fail_service postgres "pg_ctl restart failed" "$PG_LOG"
 }
 
 pg_stop() {
@@ -699,6 +722,8 @@ print_env() {
     printf 'export MONGODB_URL=%q\n' "mongodb://$HOST:$BROKAGE_MONGO_PORT/"
     printf 'export REDIS_URL=%q\n' "redis://$HOST:$BROKAGE_REDIS_PORT/0"
     printf 'export KAFKA_BOOTSTRAP_SERVERS=%q\n' "$HOST:$BROKAGE_KAFKA_PORT"
+    pg_paths
+    printf 'export BROKAGE_WAL_ARCHIVE_DIR=%q\n' "$(pg_wal_archive_dir)"
 }
 
 usage() {

@@ -1,4 +1,4 @@
-"""The customers REST API (ARCHITECTURE §7): parse, call one selector or service, render."""
+"""The customers REST API: parse, call one selector or service, render."""
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status

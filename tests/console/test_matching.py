@@ -5,7 +5,8 @@ from decimal import Decimal as D
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 
-from audit.documents import AUDIT_LOGS, audit_database
+from audit.documents import audit_database
+from audit.partitions import partitions_list
 from orders.models import Order
 
 
@@ -56,7 +57,12 @@ def test_match_selected_reviews_then_matches_in_queue_order_and_leaves_a_trail(d
     history = admin_console.get(f"/admin/orders/order/{vip_buy['id']}/history/").content.decode()
     assert "Matched (ORDER_CONFIRMED → MATCHED) after review." in history
     assert LogEntry.objects.filter(user=employee, object_id=vip_buy["id"]).count() == 1
-    audit = audit_database()[AUDIT_LOGS].find_one({"entity_id": vip_buy["id"], "action": "OrderMatched"})
+    database = audit_database()
+    [audit] = [
+        entry
+        for partition in partitions_list(database)
+        for entry in database[partition.name].find({"entity_id": vip_buy["id"], "action": "OrderMatched"})
+    ]
     assert audit["user_id"] == employee.pk
 
 

@@ -1,4 +1,4 @@
-"""Who may do what with the customers API (ARCHITECTURE §7): the authorization matrix.
+"""Who may do what with the customers API: the authorization matrix.
 
 The subject of every request is `customer`; `broker` is assigned to it, `lone_broker` is not.
 Not yours to see is 404, yours to see but not to change is 403, not signed in is 401.

@@ -111,3 +111,24 @@ def test_a_damaged_dump_is_refused_before_any_database_is_touched(tmp_path, data
 
     assert not Customer.objects.filter(username="backup-alice").exists()
     assert context_database("notifications")["notifications"].count_documents({}) == 0
+
+
+def test_the_restore_drill_restores_into_scratch_databases_beside_the_live_ones(tmp_path, data):
+    from django.db import connection
+
+    from brokage.backup_drill import backup_drill
+
+    call_command("backup", dest=tmp_path, progress=False)
+    Customer.objects.filter(username="backup-alice").delete()  # after the backup: the drill must not bring it back
+
+    result = backup_drill(tmp_path)
+
+    assert result.restored["brokage_customers"] > 0
+    assert result.restored["notifications"] >= 1
+    assert result.scratch["DATABASE_URL_CUSTOMERS"].endswith("/test_brokage_customers_drill")
+    assert result.reconcile == "ok"
+    assert not Customer.objects.filter(username="backup-alice").exists()  # the live database untouched
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%%_drill'")
+        assert cursor.fetchone() == (0,)  # the scratch copies are gone
+    assert "test_notifications_drill" not in context_database("notifications").client.list_database_names()

@@ -8,7 +8,7 @@ background threads.
 
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -16,10 +16,12 @@ from aiosmtpd.controller import Controller
 from django.db import connections, transaction
 
 from audit.documents import audit_collections_setup
+from audit.partitions import COLD, HOT, partition_name, partitions_list
 from audit.services import audit_expired_delete, audit_logs_record
+from audit.tiering import audit_tiering
 from brokage.bus import OutgoingMessage, get_bus
 from brokage.consumers import KafkaConsumerRunner
-from brokage.documents import EXPIRES_ON, context_database, expires_on, index_names, setup_all_collections
+from brokage.documents import EXPIRES_ON, context_database, index_names, setup_all_collections
 from brokage.events import partition_key, topic_for
 from brokage.outbox import outbox_write
 from customers.services import customer_create
@@ -80,7 +82,13 @@ def notifications_of(customer_id: int) -> list[dict]:
 
 
 def audit_entries(event_id: str) -> int:
-    return context_database("audit")["audit_logs"].count_documents({"metadata.event_id": event_id})
+    return len(audit_found({"metadata.event_id": event_id}))
+
+
+def audit_found(query: dict) -> list[dict]:
+    """Entries matching `query` in every partition of the audit trail, whatever their tier."""
+    database = context_database("audit")
+    return [entry for partition in partitions_list(database) for entry in database[partition.name].find(query)]
 
 
 def order_matched(customer_id: int) -> dict:
@@ -146,16 +154,11 @@ def test_events_through_kafka_become_documents_emails_and_audit_entries(smtp_sin
     assert channels["websocket"]["status"] == "NOT_CONNECTED"
     wait_until(lambda: len(mails_to_customer()) == 2, message="order e-mail at the SMTP sink")
     assert any("Subject: Order matched" in message["content"] for message in mails_to_customer())
-    entry = context_database("audit")["audit_logs"].find_one({"metadata.event_id": matched["event_id"]})
+    (entry,) = audit_found({"metadata.event_id": matched["event_id"]})
     assert entry["old_value"] == {"status": "ORDER_CONFIRMED"}
     assert entry["new_value"]["status"] == "MATCHED"
     assert entry["metadata"]["source_context"] == "orders"
-    assert (
-        context_database("audit")["audit_logs"].count_documents(
-            {"action": "CustomerCreated", "entity_id": str(customer.pk)}
-        )
-        == 1
-    )
+    assert len(audit_found({"action": "CustomerCreated", "entity_id": str(customer.pk)})) == 1
 
     # The same envelope again (a relay that died after publishing): no second notification, entry or mail.
     handled = consumers["audit"].handled
@@ -174,25 +177,34 @@ def test_events_through_kafka_become_documents_emails_and_audit_entries(smtp_sin
         "idx_email_status",
         "ttl_expires_at",
     } <= index_names(context_database("notifications")["notifications"])
-    assert {"idx_timestamp", "idx_user_timestamp", "idx_entity"} <= index_names(context_database("audit")["audit_logs"])
+    today = context_database("audit")[partition_name(datetime.now(UTC).date(), HOT)]
+    assert {"idx_timestamp", "idx_user_timestamp", "idx_entity", "idx_action_timestamp"} <= index_names(today)
     print("FerretDB degraded:", {name: report.degraded for name, report in reports.items()})
 
 
-def test_the_expiry_sweep_finds_what_expired_through_an_index():
+def test_audit_days_move_to_cold_by_rename_and_expire_whole_on_ferretdb():
     _setup()
     event = order_event("OrderMatched", 7, old_status="ORDER_CONFIRMED", new_status="MATCHED")
-    expiry = datetime.fromisoformat(event["occurred_at"]) + timedelta(days=365)
+    occurred = datetime.fromisoformat(event["occurred_at"])
     audit_logs_record(events=[event])
+    database = context_database("audit")
 
-    assert audit_expired_delete(now=expiry - timedelta(seconds=1))["audit_logs"] == 0
-    assert audit_expired_delete(now=expiry + timedelta(seconds=1))["audit_logs"] == 1
+    audit_tiering(now=occurred + timedelta(days=40))
+
+    cold = database[partition_name(occurred.date(), COLD)]
+    assert [entry["_id"] for entry in cold.find({})] == [event["event_id"]]
+    assert index_names(cold) == {"_id_", "idx_timestamp"}
+    assert partition_name(occurred.date(), HOT) not in database.list_collection_names()
+    assert audit_expired_delete(now=occurred + timedelta(days=365))["audit_logs"] == 0
+    assert audit_expired_delete(now=occurred + timedelta(days=367))["audit_logs"] == 1
     assert audit_entries(event["event_id"]) == 0
 
+
+def test_the_telemetry_expiry_sweep_finds_what_expired_through_an_index():
+    _setup()
     # FerretDB v1 pushes only equality down: the sweep's `expires_on` filter runs in PostgreSQL, where
     # a GIN index serves it (scripts/ferretdb-indexes.sql), instead of FerretDB reading every document.
-    plan = context_database("audit").command(
-        "explain", {"find": "audit_logs", "filter": {EXPIRES_ON: expires_on(expiry)}}
-    )
+    plan = context_database("audit").command("explain", {"find": "telemetry", "filter": {EXPIRES_ON: "2026-01-01"}})
     if "filterPushdown" in plan:  # FerretDB
         assert plan["filterPushdown"] is True
         assert context_database("audit").name in schemas_with_gin_index_on(EXPIRES_ON)

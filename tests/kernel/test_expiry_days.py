@@ -3,9 +3,7 @@ day each document expires on, so it never reads the whole collection."""
 
 from datetime import UTC, datetime, timedelta
 
-from audit.services import audit_expired_delete, audit_logs_record
 from brokage.documents import EXPIRES_ON, EXPIRY_DAYS, context_database, expired_delete, expires_on, expiry_days_note
-from tests.notifications.envelopes import order_event
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEASES = "leases"
@@ -47,17 +45,6 @@ def test_a_document_written_for_a_day_already_swept_goes_at_the_next_sweep():
 
     assert sweep(database) == 1
     assert remaining(database) == []
-
-
-def test_an_audit_entry_is_swept_on_the_day_it_turns_365_days_old():
-    event = order_event("OrderMatched", 1, old_status="ORDER_CONFIRMED", new_status="MATCHED")
-    occurred = datetime.fromisoformat(event["occurred_at"])
-    audit_logs_record(events=[event])
-    entry = context_database("audit")["audit_logs"].find_one({"_id": event["event_id"]})
-    assert entry[EXPIRES_ON] == expires_on(occurred + timedelta(days=365))
-
-    assert audit_expired_delete(now=occurred + timedelta(days=365) - timedelta(seconds=1))["audit_logs"] == 0
-    assert audit_expired_delete(now=occurred + timedelta(days=365, seconds=1))["audit_logs"] == 1
 
 
 def test_documents_from_before_expires_on_go_only_when_asked():

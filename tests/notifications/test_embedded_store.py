@@ -28,15 +28,18 @@ READ = """
 import json
 import django; django.setup()
 from brokage.documents import context_database
+from audit.partitions import partitions_list
 notifications = context_database("notifications")
 audit = context_database("audit")
+def audited(query):
+    return sum(audit[partition.name].count_documents(query) for partition in partitions_list(audit))
 notification = notifications["notifications"].find_one({"customer_id": 77})
 print(json.dumps({
     "notifications": notifications["notifications"].count_documents({}),
     "type": notification["type"],
     "email": notification["channels"]["email"]["status"],
     "contact": notifications["customer_contacts"].find_one({"_id": 77})["email"],
-    "audit_logs": audit["audit_logs"].count_documents({"action": "CustomerCreated"}),
+    "audit_logs": audited({"action": "CustomerCreated"}),
     "storage": (notifications.client.address if hasattr(notifications.client, "address") else None),
 }))
 """
@@ -83,7 +86,9 @@ def created(customer_id):
 seen = created(81)
 audit_logs_record(events=[seen])
 print(audit_logs_record(events=[created(80), seen, created(82)]))
-print(context_database("audit")["audit_logs"].count_documents({"action": "CustomerCreated"}))
+from audit.partitions import partitions_list
+audit = context_database("audit")
+print(sum(audit[p.name].count_documents({"action": "CustomerCreated"}) for p in partitions_list(audit)))
 """
 
 

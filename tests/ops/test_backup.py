@@ -18,7 +18,7 @@ from bson import Decimal128
 from django.apps import apps
 from django.core.management import CommandError, call_command
 
-from brokage.backup import backup_rotate
+from brokage.backup_store import backup_rotate
 from brokage.documents import context_database
 
 CustomerTier = apps.get_model("customers", "CustomerTier")
@@ -141,53 +141,66 @@ def test_restore_without_yes_and_without_a_terminal_changes_nothing(tmp_path, da
     assert not CustomerTier.objects.filter(tier_code="GOLD").exists()
 
 
-def fake_backups(folder, days):
+def fake_backups(folder, days, month=1):
     for day in days:
-        path = folder / f"202401{day:02d}T020000Z"
+        path = folder / f"2024{month:02d}{day:02d}T020000Z"
         path.mkdir(parents=True)
         (path / "manifest.json").write_text("{}")
 
 
-def test_rotation_keeps_seven_and_archives_the_rest(tmp_path):
+def names(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in {"archive", "notes"}) if folder.is_dir() else []
+
+
+JAN_11 = datetime(2024, 1, 11, 1, 0, tzinfo=UTC)
+
+
+def test_rotation_archives_backups_older_than_seven_days(tmp_path):
     fake_backups(tmp_path, range(1, 11))  # ten nightly backups, Jan 1..10
     (tmp_path / "notes").mkdir()  # not a backup: never moved
 
-    result = backup_rotate(tmp_path)
+    result = backup_rotate(tmp_path, now=JAN_11)
 
-    local = sorted(p.name for p in tmp_path.iterdir() if p.name not in {"archive", "notes"})
-    assert local == [f"202401{day:02d}T020000Z" for day in range(4, 11)]
-    assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == [
-        "20240101T020000Z",
-        "20240102T020000Z",
-        "20240103T020000Z",
-    ]
+    assert names(tmp_path) == [f"202401{day:02d}T020000Z" for day in range(4, 11)]  # Jan 4 02:00: 6 days 23 hours old
+    assert names(tmp_path / "archive") == ["20240101T020000Z", "20240102T020000Z", "20240103T020000Z"]
     assert result.deleted == []
     assert (tmp_path / "notes").is_dir()
 
 
-def test_the_archive_keeps_thirty(tmp_path):
+def test_the_archive_keeps_thirty_days_and_its_days_are_counted_from_the_backup(tmp_path):
     fake_backups(tmp_path / "archive", range(1, 31))
-    fake_backups(tmp_path, range(31, 32))
-    for day in range(1, 8):
-        (tmp_path / f"202402{day:02d}T020000Z").mkdir()
+    fake_backups(tmp_path, range(1, 8), month=2)
 
-    result = backup_rotate(tmp_path)
+    result = backup_rotate(tmp_path, now=datetime(2024, 2, 8, 1, 0, tzinfo=UTC))
 
-    archived = sorted(p.name for p in (tmp_path / "archive").iterdir())
-    assert len(archived) == 30
-    assert archived[-1] == "20240131T020000Z"
-    assert result.deleted == ["20240101T020000Z"]
+    assert names(tmp_path / "archive")[0] == "20240109T020000Z"  # 29 days 23 hours before
+    assert result.deleted == [f"202401{day:02d}T020000Z" for day in range(1, 9)]
+    assert names(tmp_path) == [f"202402{day:02d}T020000Z" for day in range(1, 8)]
 
 
-def test_backup_command_rotates_after_taking_a_backup(tmp_path, data):
+def test_twice_the_backups_in_a_day_are_kept_as_long_and_the_newest_backup_always_stays(tmp_path):
+    fake_backups(tmp_path, range(1, 3))
+    (tmp_path / "20240102T020000Z-1").mkdir()
+
+    result = backup_rotate(tmp_path, keep_days=7, keep_archive_days=30, now=datetime(2024, 6, 1, tzinfo=UTC))
+
+    assert names(tmp_path) == ["20240102T020000Z-1"]  # months old, but the only one left to restore
+    assert sorted(result.deleted) == ["20240101T020000Z", "20240102T020000Z"]
+
+
+def test_backup_command_rotates_by_the_days_given_after_taking_a_backup(tmp_path, data):
     fake_backups(tmp_path, range(1, 8))
 
-    call_command("backup", dest=tmp_path, progress=False)
+    call_command("backup", dest=tmp_path, progress=False, keep_days=7, keep_archive_days=3650)
 
-    local = sorted(p.name for p in tmp_path.iterdir() if p.name != "archive")
-    assert len(local) == 7
-    assert local[0] == "20240102T020000Z"
-    assert [p.name for p in (tmp_path / "archive").iterdir()] == ["20240101T020000Z"]
+    local = names(tmp_path)
+    assert len(local) == 1 and local[0].startswith(datetime.now(UTC).strftime("%Y%m%d"))
+    assert names(tmp_path / "archive") == [f"202401{day:02d}T020000Z" for day in range(1, 8)]
+
+
+def test_backup_command_refuses_an_archive_shorter_than_the_local_days(tmp_path):
+    with pytest.raises(CommandError, match="--keep-archive-days"):
+        call_command("backup", dest=tmp_path, keep_days=7, keep_archive_days=3)
 
 
 def manage(var_dir, *args, check=True):

@@ -1,4 +1,4 @@
-"""Request bodies for the trading scenarios, as a client of ARCHITECTURE §7 would send them."""
+"""Request bodies for the trading scenarios, as an API client would send them."""
 
 import factory
 

@@ -22,7 +22,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from assets.models import Asset, AssetMovement, AssetReservation
-from audit.documents import AUDIT_LOGS, audit_database
+from audit.documents import audit_database
+from audit.partitions import partitions_list
 from brokage.celery import app as celery_app
 from brokage.outbox import outbox_model
 from notifications.documents import NOTIFICATIONS, notifications_database
@@ -216,7 +217,12 @@ def test_failed_and_stale_outbox_rows_are_named(books):
 
 def test_a_published_event_without_its_audit_entry_is_named(books):
     matched = outbox_model("orders").objects.using("orders").filter(event_type="OrderMatched").first()
-    assert audit_database()[AUDIT_LOGS].delete_one({"_id": str(matched.pk)}).deleted_count == 1
+    database = audit_database()
+    deleted = sum(
+        database[partition.name].delete_one({"_id": str(matched.pk)}).deleted_count
+        for partition in partitions_list(database)
+    )
+    assert deleted == 1
 
     status, report = reconcile()
 

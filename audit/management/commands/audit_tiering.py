@@ -1,12 +1,15 @@
-from audit.services import audit_tiering
+from audit.tiering import audit_tiering
 from brokage.commands import BrokageCommand, date_or_datetime
 
 
 class Command(BrokageCommand):
     help = (
-        "Tier the audit log by age (docs/operations.md): every audit_logs entry gets `tier` HOT (0-7 days "
-        "old), WARM (7-30) or COLD (30-365); entries older than 365 days are deleted (the TTL is the "
-        "backstop). Safe to run repeatedly."
+        "Age the audit trail (docs/operations.md). Entries live in one collection per UTC day: "
+        "audit_logs_<yyyymmdd> while HOT (0-7 days, every index), audit_logs_warm_<yyyymmdd> (7-30 days, "
+        "user/entity/time indexes), audit_logs_cold_<yyyymmdd> (30-365 days, the time index only; the API "
+        "shows them with include_cold=true). A day moves once all of it is old enough, by dropping indexes "
+        "and renaming the collection; a day past 365 days is dropped. Entries of the single audit_logs "
+        "collection of earlier versions are first split into their days. Safe to interrupt and run again."
     )
 
     def add_arguments(self, parser):
@@ -16,11 +19,17 @@ class Command(BrokageCommand):
             default=None,
             help="Reference date (YYYY-MM-DD or ISO date-time); ages are measured back from it. Default: now.",
         )
-        parser.add_argument("--dry-run", action="store_true", help="Only count entries per tier; change nothing.")
+        parser.add_argument("--dry-run", action="store_true", help="Only say what would move; change nothing.")
 
-    def handle(self, *args, as_of, dry_run, **options):
-        counts = audit_tiering(now=as_of, dry_run=dry_run)
-        deleted = counts.pop("deleted")
-        tiers = ", ".join(f"{tier}={count}" for tier, count in counts.items())
-        verb = "would delete" if dry_run else "deleted"
-        self.stdout.write(f"audit_logs: {tiers}; {verb} {deleted}")
+    def handle(self, *args, as_of, dry_run, verbosity, **options):
+        result = audit_tiering(now=as_of, dry_run=dry_run)
+        tiers = ", ".join(f"{tier}={count}" for tier, count in result.partitions.items())
+        verb = "would move" if dry_run else "moved"
+        dropped = "would drop" if dry_run else "dropped"
+        if verbosity > 1:
+            for move in result.moved:
+                self.stdout.write(f"  {move}")
+        split = f"; split {result.split_from_legacy} entries out of audit_logs" if result.split_from_legacy else ""
+        self.stdout.write(
+            f"audit partitions: {tiers}; {verb} {len(result.moved)}, {dropped} {len(result.expired)} expired{split}"
+        )

@@ -1,15 +1,16 @@
 import sys
-from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from brokage.backup import BackupDamaged, BackupError, backup_restore, backup_verify, restore_plan
+from brokage.backup_store import backup_folder
 from brokage.commands import BrokageCommand
 
 
 class Command(BrokageCommand):
     help = (
-        "Restore a backup taken by `manage.py backup`: --from DEST/<timestamp>. Every file's sha256 is "
+        "Restore a backup taken by `manage.py backup`: --from DEST/<timestamp> (a folder, or "
+        "s3://bucket/prefix/<timestamp>, downloaded first). Every file's sha256 is "
         "checked against manifest.json first; a damaged or incomplete backup is refused before anything is "
         "touched. Then each PostgreSQL database is replaced with pg_restore --clean --if-exists --no-owner "
         "in one transaction (SQLite files are copied back with the backup API), and each document "
@@ -19,14 +20,21 @@ class Command(BrokageCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--from", dest="source", required=True, type=Path, help="A backup folder.")
+        parser.add_argument("--from", dest="source", required=True, help="A backup folder or its s3:// URL.")
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation (CI, scripts).")
         parser.add_argument("--verify-only", action="store_true", help="Only check the checksums; change nothing.")
         parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
 
-    def handle(self, *args, source, yes, verify_only, progress, **options):
+    def handle(self, *args, source, **options):
         try:
-            manifest = backup_verify(source)
+            with backup_folder(source) as folder:
+                self._restore(folder, source=source, **options)
+        except BackupError as exc:
+            raise CommandError(f"restore failed: {exc}") from None
+
+    def _restore(self, folder, *, source, yes, verify_only, progress, **options):
+        try:
+            manifest = backup_verify(folder)
             plan = restore_plan(manifest)
         except BackupDamaged as exc:
             raise CommandError(f"refusing to restore a damaged backup: {exc}") from None
@@ -46,7 +54,7 @@ class Command(BrokageCommand):
             if answer.strip() != "restore":
                 raise CommandError("not restored")
         try:
-            result = backup_restore(source, progress=progress)
+            result = backup_restore(folder, progress=progress)
         except BackupError as exc:
             raise CommandError(f"restore failed: {exc}") from None
         self.stdout.write(
