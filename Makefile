@@ -25,7 +25,7 @@ ifeq ($(PROFILE),dev)
 	scripts/services.sh up
 	set -a; eval "$$(scripts/services.sh env)"; set +a; \
 	  $(PY) manage.py migrate_all && $(PY) manage.py seed_demo && \
-	  PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.dev start
+	  PORT=$(PORT) exec $(PY) scripts/supervise.py --procfile Procfile.dev
 else
 	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py migrate_all
 	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py seed_demo
