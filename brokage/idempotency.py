@@ -3,14 +3,21 @@
 Same key and same request -> the stored response, replayed. Same key, different request -> 422.
 The key is scoped to the caller's credentials and the path, so two users cannot collide. While
 the first request is still running, a retry with the same key gets 409 instead of running twice.
+
+With Redis unreachable, a request is refused with 503 before it does anything (the key cannot be
+claimed); one that already did its work returns its answer even if that answer cannot be stored,
+rather than a 500 for a change that was made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 
 from django.http import HttpResponse, JsonResponse
+from redis.exceptions import RedisError
 
 from brokage.redis import get_redis
 
@@ -19,6 +26,8 @@ MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 TTL_SECONDS = 24 * 3600
 IN_PROGRESS_TTL_SECONDS = 60
 MAX_KEY_LENGTH = 255
+
+logger = logging.getLogger(__name__)
 
 
 def _caller(request) -> str:
@@ -47,18 +56,29 @@ class IdempotencyMiddleware:
         redis_key = f"brokage:idempotency:{_caller(request)}:{request.path}:{hashlib.sha256(key.encode()).hexdigest()}"
         fingerprint = _fingerprint(request)
         redis = get_redis()
-        claimed = redis.set(
-            redis_key, json.dumps({"fingerprint": fingerprint, "state": "running"}), nx=True, ex=IN_PROGRESS_TTL_SECONDS
-        )
-        if not claimed:
-            return self._replay(redis.get(redis_key), fingerprint)
+        try:
+            claimed = redis.set(
+                redis_key,
+                json.dumps({"fingerprint": fingerprint, "state": "running"}),
+                nx=True,
+                ex=IN_PROGRESS_TTL_SECONDS,
+            )
+            if not claimed:
+                return self._replay(redis.get(redis_key), fingerprint)
+        except RedisError:
+            logger.warning("idempotency store unavailable; request refused", exc_info=True)
+            response = JsonResponse({"detail": "Service temporarily unavailable; retry."}, status=503)
+            response["Retry-After"] = "1"
+            return response
         try:
             response = self.get_response(request)
         except BaseException:
-            redis.delete(redis_key)
+            with contextlib.suppress(RedisError):
+                redis.delete(redis_key)
             raise
         if response.status_code >= 500 or getattr(response, "streaming", False):
-            redis.delete(redis_key)  # a server-side failure may be retried with the same key
+            with contextlib.suppress(RedisError):
+                redis.delete(redis_key)  # a server-side failure may be retried with the same key
             return response
         if hasattr(response, "render") and not getattr(response, "is_rendered", True):
             response.render()
@@ -69,7 +89,10 @@ class IdempotencyMiddleware:
             "content_type": response.get("Content-Type", "application/json"),
             "body": response.content.decode("utf-8", errors="replace"),
         }
-        redis.set(redis_key, json.dumps(stored), ex=TTL_SECONDS)
+        try:
+            redis.set(redis_key, json.dumps(stored), ex=TTL_SECONDS)
+        except RedisError:  # the work is done: answer; a retry meanwhile gets 409 until the claim expires
+            logger.warning("idempotent response not stored", extra={"path": request.path}, exc_info=True)
         return response
 
     @staticmethod

@@ -39,7 +39,7 @@ class Placed:
     created: bool = False  # a 201
     canceled: bool = False  # a 200 to DELETE
     matched: bool = False  # a 200 to POST …/match
-    retried: int = 0
+    adopted: bool = False  # placed by a try whose answer was lost; named by the 409 of the next try
     gave_up: str = ""
 
 
@@ -72,6 +72,8 @@ class Api:
                 response = self.session().request(method, self.base_url + path, json=json, headers=headers, timeout=30)
                 if response.status_code == 401 and auth:
                     self.sign_in()
+                elif response.status_code == 409 and "Idempotency-Key" in response.text:
+                    pass  # the first try with this key is still running, or its answer was not stored: again
                 elif response.status_code < 500 and response.status_code != 429:
                     return response
                 else:
@@ -139,11 +141,16 @@ def run_order(api: Api, order: Placed) -> None:
     }
     try:
         response = api.call("POST", "/api/orders", json=body, key=f"order-{order.client_order_id}")
-        if response.status_code != 201:
+        if response.status_code == 409 and "order_id" in response.json():
+            # An earlier try was placed but its answer lost (its 201 never reached us): the API names it.
+            order.order_id = response.json()["order_id"]
+            order.adopted = True
+        elif response.status_code != 201:
             order.gave_up = f"placing: {response.status_code} {response.text[:200]}"
             return
-        order.created = True
-        order.order_id = response.json()["id"]
+        else:
+            order.created = True
+            order.order_id = response.json()["id"]
         if order.action == "cancel":
             response = api.call("DELETE", f"/api/orders/{order.order_id}")
             order.canceled = response.status_code == 200

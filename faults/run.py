@@ -131,9 +131,12 @@ def one_fault(stack, api, stores, name, kind, count, args, tag, baseline) -> Out
     outcome.recover_seconds = time.monotonic() - killed
     load.wait()
     outcome.orders = sum(order.created for order in orders)
-    gave_up = [order for order in orders if order.gave_up]
-    if gave_up:
-        outcome.note = f"{len(gave_up)} requests unanswered: {gave_up[0].gave_up[:80]}"
+    notes = []
+    if adopted := sum(order.adopted for order in orders):
+        notes.append(f"{adopted} placed by a try whose answer was lost (409 named it)")
+    if gave_up := [order for order in orders if order.gave_up]:
+        notes.append(f"{len(gave_up)} unanswered: {gave_up[0].gave_up[:80]}")
+    outcome.note = "; ".join(notes)
     outcome.settle_seconds = settle(stores, customers, args.settle_timeout)
     findings: Findings = check(stores, customers, orders)
     outcome.lost, outcome.duplicated = len(findings.lost), len(findings.duplicated)
