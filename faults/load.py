@@ -157,7 +157,11 @@ def run_order(api: Api, order: Placed) -> None:
         elif order.action == "match":
             deadline = time.monotonic() + RETRY_SECONDS
             while time.monotonic() < deadline:
-                status = api.call("GET", f"/api/orders/{order.order_id}").json().get("status")
+                response = api.call("GET", f"/api/orders/{order.order_id}")
+                if response.status_code == 404:
+                    order.gave_up = "the order answered 201 is not found"
+                    return
+                status = response.json().get("status")
                 if status == "ORDER_CONFIRMED":
                     break
                 if status in ("REJECTED", "CANCELED", "MATCHED"):

@@ -284,7 +284,9 @@ unix_socket_directories = '$PG_SOCK'
 max_connections = 200
 shared_buffers = 128MB
 fsync = on
-synchronous_commit = off
+# on (PostgreSQL's default): with off, a crash loses commits already acknowledged (an order answered
+# 201, a FerretDB document, a consumer's effect whose Kafka offset is committed); make faults shows it
+synchronous_commit = on
 timezone = 'UTC'
 log_timezone = 'UTC'
 EOF
