@@ -71,13 +71,35 @@ def _kafka_transient(exc: BaseException) -> bool:
     return bool(error.retriable()) or error.name() in _KAFKA_TRANSIENT_NAMES
 
 
+# MongoDB's codes for "not now": host unreachable or down, a primary stepping down, a timeout.
+_MONGO_TRANSIENT_CODES = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+
+
+def _document_store_transient(exc: BaseException) -> bool:
+    """An error the document store answered with that means its own backend is unavailable: MongoDB's
+    retryable codes and labels, and FerretDB's InternalError (code 1) when it cannot reach PostgreSQL."""
+    try:
+        from pymongo.errors import OperationFailure
+    except ImportError:  # pragma: no cover - pymongo is a requirement
+        return False
+    if not isinstance(exc, OperationFailure):
+        return False
+    if exc.code in _MONGO_TRANSIENT_CODES:
+        return True
+    if exc.has_error_label("RetryableWriteError") or exc.has_error_label("TransientTransactionError"):
+        return True
+    return exc.code == 1 and ("failed to connect" in str(exc) or "connection refused" in str(exc))
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` (or what it was raised from) means a dependency is unavailable, not that the work is wrong."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (TransientFailure, *_transient_types())) or _kafka_transient(current):
+        if isinstance(current, (TransientFailure, *_transient_types())):
+            return True
+        if _kafka_transient(current) or _document_store_transient(current):
             return True
         current = current.__cause__
     return False
