@@ -44,7 +44,7 @@ def letters_about(username: str) -> list:
     return [
         letter
         for letter in dead_letters(topics=[dlq_topic_for(topic_for("customers"))])
-        if letter.envelope and letter.envelope["payload"].get("username") == username
+        if ((letter.envelope or {}).get("payload") or {}).get("username") == username
     ]
 
 
