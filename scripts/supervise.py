@@ -73,9 +73,12 @@ def supervisord_conf(processes: dict[str, str], run_dir: Path, *, stop_wait: int
         "",
     ]
     for name, command in processes.items():
-        # `exec` so the program itself is the supervised process and gets the signals; `%` is
+        # `exec` so the program itself is the supervised process and gets the signals (`exec env` when
+        # the line starts with VAR=value assignments, which `exec` would take for the program); `%` is
         # supervisor's interpolation character.
-        shell = f"exec {command}".replace("%", "%%")
+        first = command.split(maxsplit=1)[0] if command.strip() else ""
+        assigns = "=" in first and first.split("=", 1)[0].isidentifier()
+        shell = f"exec {'env ' if assigns else ''}{command}".replace("%", "%%")
         lines += [
             f"[program:{name}]",
             f"command=/bin/sh -c {shlex.quote(shell)}",

@@ -28,10 +28,9 @@ def wait_for(predicate, timeout: float = 30.0):
 @pytest.fixture
 def supervised(tmp_path):
     procfile = tmp_path / "Procfile"
-    # `sleeper` forks a child of its own, as a web server's master or Celery's pool would.
-    procfile.write_text(
-        f"# a comment\nsleeper: {sys.executable} -c '{FORKS_A_CHILD}'\nsteady: sleep ${{STEADY_SECONDS:-300}}\n"
-    )
+    # `sleeper` forks a child of its own, as a web server's master or Celery's pool would; `steady`
+    # starts with an assignment, as a Procfile line may (`exec STEADY=1` would find no such program).
+    procfile.write_text(f"# a comment\nsleeper: {sys.executable} -c '{FORKS_A_CHILD}'\nsteady: STEADY=1 sleep 300\n")
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
         [
