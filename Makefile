@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
 DEV_STAMP := $(VENV)/.requirements-dev.stamp
 
-.PHONY: run test test-fast test-integration lint bench services-up services-down clean help
+.PHONY: run test test-fast test-integration lint bench faults services-up services-down clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,19 +31,20 @@ ifeq ($(PROFILE),dev)
 	scripts/services.sh up
 	set -a; eval "$$(scripts/services.sh env)"; set +a; \
 	  $(PY) manage.py migrate_all && $(PY) manage.py seed_demo && \
-	  PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.dev start
+	  PORT=$(PORT) exec $(PY) scripts/supervise.py --procfile Procfile.dev
 else
 	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py migrate_all
 	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py seed_demo
 	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 endif
 
-test: $(DEV_STAMP)  ## install what the tests need, start the real services, run lint, the fast tier and the integration tier
+test: $(DEV_STAMP)  ## install what the tests need, start the real services, run lint, the fast tier, the integration tier and the short fault suite
 	scripts/install-test-deps.sh
 	scripts/services.sh up
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-fast
 	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory faults FAULTS_ARGS=--short
 
 test-fast: $(DEV_STAMP)  ## the fast tier: test profile, in-process everything
 	BROKAGE_PROFILE=test $(VENV)/bin/pytest -q -m "not integration" -p no:cacheprovider
@@ -60,6 +61,10 @@ lint: $(DEV_STAMP)  ## ruff and the import-linter contracts that keep the contex
 bench: $(DEV_STAMP)  ## the benchmarks on the dev profile, with the PostgreSQL ceiling measured in the same run
 	scripts/services.sh up
 	set -a; eval "$$(scripts/services.sh env)"; set +a; $(PY) -m bench
+
+faults: $(STAMP)  ## kill each part of the dev system under load (FAULTS_ARGS=--short: three faults), count what was lost
+	scripts/services.sh up
+	set -a; eval "$$(scripts/services.sh env)"; set +a; $(PY) -m faults $(FAULTS_ARGS)
 
 services-up:  ## start PostgreSQL, Redis, Kafka and FerretDB on loopback
 	scripts/services.sh up

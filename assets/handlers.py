@@ -79,7 +79,7 @@ def on_reserve_assets(event: dict) -> None:
         )
         return {**_reservation_result(outcome.reservation), "failure_reason": outcome.failure_reason}
 
-    handle_once(ProcessedEvent, event, reserve)
+    handle_once(ProcessedEvent, event, reserve, answer_duplicate=True)
 
 
 @handles("ReleaseAssets", context=CONTEXT)
@@ -96,7 +96,7 @@ def on_release_assets(event: dict) -> None:
         )
         return _reservation_result(reservation)
 
-    handle_once(ProcessedEvent, event, release)
+    handle_once(ProcessedEvent, event, release, answer_duplicate=True)
 
 
 @handles("SettleAssets", context=CONTEXT)
@@ -116,4 +116,4 @@ def on_settle_assets(event: dict) -> None:
         )
         return _reservation_result(reservation)
 
-    handle_once(ProcessedEvent, event, settle)
+    handle_once(ProcessedEvent, event, settle, answer_duplicate=True)

@@ -9,8 +9,14 @@ A context declares what it consumes in its `handlers.py`:
 Delivery is at least once (Kafka redelivers after a crash, the relay republishes after a kill),
 so every handler's effect must be idempotent: relational contexts wrap it in `handle_once`,
 which records the event id in the context's own `processed_events` table in the same
-transaction as the effect. A handler that keeps failing is retried `CONSUMER_MAX_ATTEMPTS` times,
-then the message goes to `<topic>.dlq` with the error and the consumer carries on.
+transaction as the effect.
+
+A handler can fail in two ways (`brokage.transient`). Because a dependency is unavailable: the Kafka
+consumer keeps the message, pauses its partitions, commits nothing past it and tries again with
+backoff for as long as the outage lasts. Because the message cannot be handled (invalid envelope,
+a domain error): after `CONSUMER_MAX_ATTEMPTS` quick attempts it goes to `<topic>.dlq`, with the
+error, the handler and the attempt count in its headers, and only once Kafka confirmed that write
+does the consumer move on. `manage.py dlq replay` sends it back once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -33,11 +39,14 @@ from brokage.events import (
     EventValidationError,
     dlq_topic_for,
     event_type_named,
+    partition_key,
     registered_event_types,
     validate_envelope,
 )
 from brokage.models import ProcessedEventBase
 from brokage.observability import correlation
+from brokage.outbox import outbox_resend, outbox_written
+from brokage.transient import Backoff, TransientFailure, is_transient, waiting_clear, waiting_mark
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +113,19 @@ def _batch_alias() -> str | None:
     return getattr(_batch, "alias", None)
 
 
-def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: Callable[[], object]) -> bool:
+def handle_once(
+    processed_model: type[ProcessedEventBase],
+    event: dict,
+    effect: Callable[[], object],
+    *,
+    answer_duplicate: bool = False,
+) -> bool:
     """Apply `effect` and record `event` as processed in one transaction; skip a duplicate.
+
+    `answer_duplicate` (a command whose sender waits for the reply): the ids of the events the effect
+    wrote are kept with the marker, and a duplicate of the command publishes them again under the
+    same ids, instead of doing the work again. A sender that lost the reply (dead-lettered, say) and
+    re-sends the command gets it; whoever had it already skips it.
 
     The effect runs first and its marker (with the JSON-able result `effect` may return) is
     inserted after it with `ON CONFLICT DO NOTHING`, in the same transaction. A duplicate — already
@@ -117,6 +137,8 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
     the poll's markers are written, aborts the whole batch, which is then redone one message at a time.
     """
     alias = router.db_for_write(processed_model)
+    if answer_duplicate:
+        effect = _with_replies(effect)
     if _batch_alias() == alias:
         # The marker is held to the end of the poll and written with the others; a duplicate is
         # found then (HeldRowConflict) and the poll is redone one message at a time.
@@ -129,8 +151,34 @@ def handle_once(processed_model: type[ProcessedEventBase], event: dict, effect: 
             if not _marker_insert(processed_model, alias, event, result):
                 raise _AlreadyProcessed
     except _AlreadyProcessed:
+        if answer_duplicate:
+            _replies_resend(processed_model, alias, event)
         return False
     return True
+
+
+def _with_replies(effect: Callable[[], object]) -> Callable[[], object]:
+    def effect_and_replies() -> object:
+        with outbox_written() as replies:
+            result = effect()
+        return {**result, "replies": replies} if isinstance(result, dict) else {"result": result, "replies": replies}
+
+    return effect_and_replies
+
+
+def _replies_resend(processed_model: type[ProcessedEventBase], alias: str, event: dict) -> None:
+    """A duplicate of a command: publish the replies its first delivery wrote again (same ids)."""
+    with transaction.atomic(using=alias):
+        result = (
+            processed_model.objects.using(alias)
+            .filter(event_id=uuid.UUID(event["event_id"]))
+            .values_list("result", flat=True)
+            .first()
+        )
+        replies = (result or {}).get("replies") if isinstance(result, dict) else None
+        if replies:
+            resent = outbox_resend(processed_model._meta.app_label, replies)
+            logger.info("duplicate command answered again", extra={"event_id": event["event_id"], "resent": resent})
 
 
 def _marker_insert(
@@ -152,8 +200,14 @@ def context_alias(context: str) -> str | None:
     return None
 
 
-def deliver(context: str, topic: str, raw: bytes, bus, *, deferred: dict | None = None) -> bool:
-    """Run `context`'s handlers for one message; never raises. Returns False if it went to the DLQ.
+def deliver(
+    context: str, topic: str, raw: bytes, bus, *, deferred: dict | None = None, pause_on_transient: bool = False
+) -> bool:
+    """Run `context`'s handlers for one message. Returns False if it went to the DLQ.
+
+    `pause_on_transient` (the Kafka consumer): a failure because a dependency is unavailable raises
+    `TransientFailure` instead of being retried here and dead-lettered; so does a DLQ write Kafka did
+    not confirm. Otherwise this never raises.
 
     Inside `deliver_poll`'s transaction for a whole poll, a handler gets one attempt, and any
     failure ends that transaction (it raises `_BatchAborted`; the poll is redone message by message).
@@ -167,21 +221,22 @@ def deliver(context: str, topic: str, raw: bytes, bus, *, deferred: dict | None 
             return True  # an event of the topic this context does not act on: nothing to check or do
         validate_envelope(envelope)
     except (ValueError, AttributeError, EventValidationError) as exc:
-        bus.send_dead_letter(dlq_topic_for(topic), raw, f"invalid event: {exc}", group_id_for(context))
+        failure = HandlerFailure(error=f"invalid event: {exc}", handler="", attempts=1)
+        _dead_letter(context, topic, raw, None, failure, bus)
         return False
     with correlation(envelope.get("correlation_id")):
         for handler in handlers:
             if deferred is not None and getattr(handler, "batch", False):
                 deferred.setdefault(handler, []).append((topic, raw, envelope))
                 continue
-            error = _run_with_retries(handler, envelope)
-            if error is not None:
-                _dead_letter(context, topic, raw, envelope, error, bus)
+            failure = _run_with_retries(handler, envelope, pause_on_transient=pause_on_transient)
+            if failure is not None:
+                _dead_letter(context, topic, raw, envelope, failure, bus)
                 return False
     return True
 
 
-def deliver_deferred(context: str, deferred: dict, bus) -> None:
+def deliver_deferred(context: str, deferred: dict, bus, *, pause_on_transient: bool = False) -> None:
     """Run each batch handler once over the messages `deliver` collected for it."""
     for handler, items in deferred.items():
         try:
@@ -191,25 +246,56 @@ def deliver_deferred(context: str, deferred: dict, bus) -> None:
             logger.warning("batch handler failed; retrying its events one at a time", exc_info=True)
         for topic, raw, envelope in items:
             with correlation(envelope.get("correlation_id")):
-                error = _run_with_retries(handler, envelope)
-                if error is not None:
-                    _dead_letter(context, topic, raw, envelope, error, bus)
+                failure = _run_with_retries(handler, envelope, pause_on_transient=pause_on_transient)
+                if failure is not None:
+                    _dead_letter(context, topic, raw, envelope, failure, bus)
 
 
-def _dead_letter(context: str, topic: str, raw: bytes, envelope: dict, error: str, bus) -> None:
+class HandlerFailure:
+    """Why a message goes to the DLQ: the last error, the handler that raised it, after how many attempts."""
+
+    __slots__ = ("attempts", "error", "handler")
+
+    def __init__(self, *, error: str, handler: str, attempts: int) -> None:
+        self.error, self.handler, self.attempts = error, handler, attempts
+
+
+def _dead_letter(context: str, topic: str, raw: bytes, envelope: dict | None, failure: HandlerFailure, bus) -> None:
+    """Send the message to `<topic>.dlq`; on Kafka this returns only once the write is acknowledged
+    (it raises `TransientFailure` otherwise, and the consumer keeps the message)."""
     logger.error(
-        "handler failed, message sent to the DLQ",
-        extra={"context": context, "event_id": envelope["event_id"], "error": error},
+        "message sent to the DLQ",
+        extra={
+            "context": context,
+            "event_id": (envelope or {}).get("event_id"),
+            "error": failure.error,
+            "handler": failure.handler,
+            "attempts": failure.attempts,
+        },
     )
-    bus.send_dead_letter(dlq_topic_for(topic), raw, error, group_id_for(context))
+    try:
+        key = partition_key(envelope) if envelope else None
+    except (KeyError, TypeError, AttributeError):
+        key = None
+    bus.send_dead_letter(
+        dlq_topic_for(topic),
+        raw,
+        failure.error,
+        group_id_for(context),
+        handler=failure.handler,
+        attempts=failure.attempts,
+        key=key,
+    )
 
 
-def _run_with_retries(handler: Handler, envelope: dict) -> str | None:
-    """Run `handler`, retrying failures; returns the last error, or None once it succeeded.
+def _run_with_retries(handler: Handler, envelope: dict, *, pause_on_transient: bool = False) -> HandlerFailure | None:
+    """Run `handler`, retrying failures; returns the last failure, or None once it succeeded.
 
     In a batch transaction nothing is retried here: the failure may have left the transaction with
     part of an effect (no savepoints there), so it propagates and the consumer rolls the batch back
-    and redoes it message by message, where each message has retries and the DLQ.
+    and redoes it message by message, where each message has retries and the DLQ. With
+    `pause_on_transient`, a dependency that is unavailable raises `TransientFailure` at once: the
+    consumer waits the outage out instead of using up the attempts.
     """
     attempts = max(1, settings.CONSUMER_MAX_ATTEMPTS)
     argument = [envelope] if getattr(handler, "batch", False) else envelope
@@ -220,8 +306,11 @@ def _run_with_retries(handler: Handler, envelope: dict) -> str | None:
         except Exception as exc:  # any failure is retried, then dead-lettered
             if _batch_alias() is not None:
                 raise _BatchAborted(f"{type(exc).__name__}: {exc}") from exc
+            name = f"{handler.__module__}.{handler.__name__}"
+            if pause_on_transient and is_transient(exc):
+                raise TransientFailure(f"{name}: {type(exc).__name__}: {exc}") from exc
             if attempt == attempts:
-                return f"{handler.__module__}.{handler.__name__}: {type(exc).__name__}: {exc}"
+                return HandlerFailure(error=f"{type(exc).__name__}: {exc}", handler=name, attempts=attempt)
             logger.warning("handler failed, retrying", extra={"attempt": attempt, "error": str(exc)})
             time.sleep(min(0.05 * 2**attempt, 1.0))
     return None
@@ -244,7 +333,7 @@ def wanted(context: str, message) -> bool:
     return True
 
 
-def deliver_poll(context: str, messages: list) -> None:
+def deliver_poll(context: str, messages: list, *, pause_on_transient: bool = False) -> None:
     """One poll's messages (confluent-kafka `Message`s): every message's handlers, then each batch
     handler once over what it was given.
 
@@ -252,6 +341,7 @@ def deliver_poll(context: str, messages: list) -> None:
     every event writes (markers, outbox rows) are held and written together before it commits
     (`brokage.db.inserts_held`): a failure or a duplicate anywhere rolls it all back, and the
     messages are then handled one at a time, each in its own transaction with its retries and the DLQ.
+    `pause_on_transient`: see `deliver`; the caller gets `TransientFailure` and redelivers the poll.
     """
     bus = get_bus()
     alias = context_alias(context)
@@ -261,7 +351,14 @@ def deliver_poll(context: str, messages: list) -> None:
         try:
             with transaction.atomic(using=alias), inserts_held(alias):
                 for message in messages:
-                    deliver(context, message.topic(), message.value(), bus, deferred=deferred)
+                    deliver(
+                        context,
+                        message.topic(),
+                        message.value(),
+                        bus,
+                        deferred=deferred,
+                        pause_on_transient=pause_on_transient,
+                    )
             committed = True
         except (_BatchAborted, HeldRowConflict, DatabaseError) as exc:
             logger.info("batch rolled back (%s); handling its messages one at a time", exc)
@@ -270,11 +367,13 @@ def deliver_poll(context: str, messages: list) -> None:
         finally:
             _batch.alias = None  # batch handlers below run after the transaction, with their retries
         if committed:
-            deliver_deferred(context, deferred, bus)
+            deliver_deferred(context, deferred, bus, pause_on_transient=pause_on_transient)
             return
     for message in messages:
-        deliver(context, message.topic(), message.value(), bus, deferred=deferred)
-    deliver_deferred(context, deferred, bus)
+        deliver(
+            context, message.topic(), message.value(), bus, deferred=deferred, pause_on_transient=pause_on_transient
+        )
+    deliver_deferred(context, deferred, bus, pause_on_transient=pause_on_transient)
 
 
 # --- The Kafka consumer loop --------------------------------------------------------------------------
@@ -307,6 +406,11 @@ class KafkaConsumerRunner:
     one of each per message. If that transaction fails as a whole, the
     batch is handled again one message at a time; the processed-events markers rolled back with it,
     so nothing is applied twice.
+
+    A poll that fails because a dependency is unavailable (`TransientFailure`) is not skipped: the
+    consumer seeks back to its first message, pauses its partitions, waits with backoff and jitter
+    (readiness red meanwhile), resumes and reads it again, for as long as the outage lasts. Until
+    that poll is handled, no offset is committed.
     """
 
     COMMIT_EVERY_SECONDS = 0.5
@@ -343,6 +447,12 @@ class KafkaConsumerRunner:
         self.handled = 0
         self.uncommitted = False
         self.committed_at = 0.0
+        self.outage: Backoff | None = None  # set while a dependency is unavailable: nothing is committed
+        waiting_clear(self.waiting_name)  # a file a killed predecessor left behind
+
+    @property
+    def waiting_name(self) -> str:
+        return f"consumer:{self.context}"
 
     @staticmethod
     def _fetch_config(linger_ms: int) -> dict:
@@ -375,13 +485,62 @@ class KafkaConsumerRunner:
                 skipped += 1
         if good:
             self._close_stale_connection()
-            deliver_poll(self.context, good)
+            try:
+                deliver_poll(self.context, good, pause_on_transient=True)
+            except TransientFailure as failure:
+                self._wait_out(failure, messages)
+                return len(messages)
+            if self.outage is not None:
+                self._outage_over()
         self.handled += len(good) + skipped
         # A batch of nothing but error events (a topic still being created, a rebalance) has no
         # offset to commit, and committing it raises _NO_OFFSET, which would end the loop.
         self.uncommitted = self.uncommitted or bool(good or skipped)
         self._commit(due_only=True)
         return len(messages)
+
+    def _wait_out(self, failure: TransientFailure, messages: list) -> None:
+        """A dependency is down: rewind to the poll's first message per partition, pause, back off, resume."""
+        from confluent_kafka import TopicPartition
+
+        if self.outage is None:
+            self.outage = Backoff(cap=settings.CONSUMER_BACKOFF_MAX_SECONDS)
+            waiting_mark(self.waiting_name, str(failure))
+        delay = self.outage.next_delay()
+        logger.warning(
+            "dependency unavailable; pausing and retrying",
+            extra={
+                "context": self.context,
+                "error": str(failure),
+                "attempt": self.outage.attempts,
+                "delay": round(delay, 2),
+            },
+        )
+        connections.close_all()  # a broken connection is reopened on the next attempt
+        first: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if not message.error():
+                place = (message.topic(), message.partition())
+                first[place] = min(first.get(place, message.offset()), message.offset())
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+        self.consumer.pause(self.consumer.assignment())
+        deadline = time.monotonic() + delay
+        while not self.stop_event.is_set() and (left := deadline - time.monotonic()) > 0:
+            stray = self.consumer.poll(min(left, 0.5))  # keeps the group membership; paused partitions give nothing
+            if stray is not None and not stray.error():  # a partition assigned during the pause: read it later
+                place = TopicPartition(stray.topic(), stray.partition(), stray.offset())
+                self.consumer.seek(place)
+                self.consumer.pause([place])
+        self.consumer.resume(self.consumer.assignment())
+
+    def _outage_over(self) -> None:
+        logger.warning(
+            "dependency back; consuming again",
+            extra={"context": self.context, "waited_seconds": round(self.outage.waited, 1)},
+        )
+        self.outage = None
+        waiting_clear(self.waiting_name)
 
     def _close_stale_connection(self) -> None:
         """As Django does around a request: drop a connection past CONN_MAX_AGE or broken. Only the
@@ -401,6 +560,8 @@ class KafkaConsumerRunner:
         messages the handlers recognise as processed. Each commit is a write to the broker's offsets
         log, and one per poll cost the broker more CPU than the messages themselves.
         """
+        if self.outage is not None:
+            return  # the stored offsets include the poll still to be handled
         if not self.uncommitted or (due_only and time.monotonic() - self.committed_at < self.COMMIT_EVERY_SECONDS):
             return
         self.consumer.commit(asynchronous=True)
@@ -426,10 +587,12 @@ class KafkaConsumerRunner:
     def close(self) -> None:
         from confluent_kafka import KafkaException
 
-        with contextlib.suppress(RuntimeError, KafkaException):  # already closed; nothing to commit
-            self.consumer.commit(asynchronous=False)  # what the asynchronous commits may not have sent yet
+        if self.outage is None:  # during an outage the stored offsets run past what was handled
+            with contextlib.suppress(RuntimeError, KafkaException):  # already closed; nothing to commit
+                self.consumer.commit(asynchronous=False)  # what the asynchronous commits may not have sent yet
         with contextlib.suppress(RuntimeError):  # already closed
             self.consumer.close()
+        waiting_clear(self.waiting_name)
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)

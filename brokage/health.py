@@ -1,5 +1,6 @@
 """Liveness and readiness: `/health/live` says the process answers; `/health/ready` checks each
-database alias, the document store, Redis and Kafka within a short timeout (503 if any is down)."""
+database alias, the document store, Redis and Kafka within a short timeout (503 if any is down), and
+is red too while a consumer waits for a dependency to come back (`brokage.transient`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.http import JsonResponse
 
 from brokage.documents import document_backend_ping
 from brokage.redis import get_redis
+from brokage.transient import waiting_now
 
 CHECK_TIMEOUT_SECONDS = 2.0
 _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
@@ -66,5 +68,8 @@ def ready(request):
         except Exception as exc:
             components[name] = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
             healthy = False
+    for name, state in waiting_now().items():  # a consumer waiting for a dependency to come back
+        components[name] = {"status": "down", "error": f"waiting since {state['since']:.0f}: {state['error']}"[:300]}
+        healthy = False
     body = {"status": "up" if healthy else "down", "profile": settings.PROFILE, "components": components}
     return JsonResponse(body, status=200 if healthy else 503)

@@ -10,14 +10,21 @@ with the same key gets 409 (with `Retry-After`) instead of running twice.
 Only a completed request's answer is kept: a 2xx, or a final 4xx (invalid input, not found, a
 state conflict). What a retry may change is never kept: a 5xx, a 401, a 408, a 429, and any
 answer carrying `Retry-After` (a lock held by a concurrent request, `brokage.errors.Contention`).
+
+With Redis unreachable, a request is refused with 503 before it does anything (the key cannot be
+claimed); one that already did its work returns its answer even if that answer cannot be stored,
+rather than a 500 for a change that was made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 
 from django.http import HttpResponse, JsonResponse
+from redis.exceptions import RedisError
 from rest_framework.exceptions import AuthenticationFailed
 
 from brokage.authentication import bearer_user_id
@@ -33,6 +40,8 @@ IN_PROGRESS_TTL_SECONDS = 60
 MAX_KEY_LENGTH = 255
 # Answers a retry of the same request may turn into something else.
 TRANSIENT_STATUSES = frozenset({401, 408, 429})
+
+logger = logging.getLogger(__name__)
 
 
 def _person(request) -> str | None:
@@ -94,18 +103,29 @@ class IdempotencyMiddleware:
         redis_key = f"brokage:idempotency:{person}:{hashlib.sha256(scope.encode()).hexdigest()[:32]}:{key_digest}"
         fingerprint = _fingerprint(request)
         redis = get_redis()
-        claimed = redis.set(
-            redis_key, json.dumps({"fingerprint": fingerprint, "state": "running"}), nx=True, ex=IN_PROGRESS_TTL_SECONDS
-        )
-        if not claimed:
-            return self._replay(redis.get(redis_key), fingerprint)
+        try:
+            claimed = redis.set(
+                redis_key,
+                json.dumps({"fingerprint": fingerprint, "state": "running"}),
+                nx=True,
+                ex=IN_PROGRESS_TTL_SECONDS,
+            )
+            if not claimed:
+                return self._replay(redis.get(redis_key), fingerprint)
+        except RedisError:
+            logger.warning("idempotency store unavailable; request refused", exc_info=True)
+            response = JsonResponse({"detail": "Service temporarily unavailable; retry."}, status=503)
+            response["Retry-After"] = "1"
+            return response
         try:
             response = self.get_response(request)
         except BaseException:
-            redis.delete(redis_key)
+            with contextlib.suppress(RedisError):
+                redis.delete(redis_key)
             raise
         if not completed(response):
-            redis.delete(redis_key)  # a retry with the same key may get another answer
+            with contextlib.suppress(RedisError):
+                redis.delete(redis_key)  # a retry with the same key may get another answer
             return response
         if hasattr(response, "render") and not getattr(response, "is_rendered", True):
             response.render()
@@ -116,7 +136,10 @@ class IdempotencyMiddleware:
             "content_type": response.get("Content-Type", "application/json"),
             "body": response.content.decode("utf-8", errors="replace"),
         }
-        redis.set(redis_key, json.dumps(stored), ex=TTL_SECONDS)
+        try:
+            redis.set(redis_key, json.dumps(stored), ex=TTL_SECONDS)
+        except RedisError:  # the work is done: answer; a retry meanwhile gets 409 until the claim expires
+            logger.warning("idempotent response not stored", extra={"path": request.path}, exc_info=True)
         return response
 
     @staticmethod

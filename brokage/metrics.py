@@ -157,18 +157,21 @@ def outbox_backlog() -> Iterable[Metric]:
         "Age of the oldest unpublished outbox row, per context (0 when none).",
         labels=["context"],
     )
+    failed = GaugeMetricFamily(
+        "brokage_outbox_failed_events",
+        "Outbox rows that can never be published (FAILED; `relay --retry-failed` after the fix), per context.",
+        labels=["context"],
+    )
     now = timezone.now()
     for context in publishing_contexts():
         model = outbox_model(context)
+        rows = model.objects.using(router.db_for_read(model))
         # Served by the partial index idx_outbox_pending (status, created_at) WHERE status = 'PENDING'.
-        row = (
-            model.objects.using(router.db_for_read(model))
-            .filter(status=OutboxStatus.PENDING)
-            .aggregate(count=Count("pk"), oldest=Min("created_at"))
-        )
+        row = rows.filter(status=OutboxStatus.PENDING).aggregate(count=Count("pk"), oldest=Min("created_at"))
         pending.add_metric([context], row["count"])
         oldest.add_metric([context], max(0.0, (now - row["oldest"]).total_seconds()) if row["oldest"] else 0.0)
-    return [pending, oldest]
+        failed.add_metric([context], rows.filter(status=OutboxStatus.FAILED).count())  # idx_outbox_failed
+    return [pending, oldest, failed]
 
 
 # --- Kafka: consumer lag and dead-letter topics -------------------------------------------------------

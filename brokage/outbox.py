@@ -7,7 +7,10 @@ block; either both commit or neither does. After commit the relay publishes it
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
+from collections.abc import Iterator
 
 from django.apps import apps
 from django.db import router, transaction
@@ -16,7 +19,18 @@ from brokage.db import row_insert
 from brokage.events import build_envelope
 from brokage.models import OutboxEventBase, OutboxStatus
 
-__all__ = ["OutboxEventBase", "OutboxStatus", "outbox_model", "outbox_write", "publishing_contexts"]
+__all__ = [
+    "OutboxEventBase",
+    "OutboxStatus",
+    "outbox_model",
+    "outbox_resend",
+    "outbox_write",
+    "outbox_written",
+    "publishing_contexts",
+]
+
+# Event ids `outbox_write` stored while an `outbox_written()` block is open in this thread.
+_written = threading.local()
 
 
 def outbox_model(context: str) -> type[OutboxEventBase]:
@@ -76,4 +90,38 @@ def outbox_write(
     from brokage.relay import relay_committed  # the relay imports this module; import late to avoid a cycle
 
     relay_committed(context, envelope, using=alias)
+    written = getattr(_written, "ids", None)
+    if written is not None:
+        written.append(envelope["event_id"])
     return envelope
+
+
+@contextlib.contextmanager
+def outbox_written() -> Iterator[list[str]]:
+    """Collect the ids of the events `outbox_write` stores inside the block (e.g. a command's replies)."""
+    outer = getattr(_written, "ids", None)
+    _written.ids = ids = []
+    try:
+        yield ids
+    finally:
+        _written.ids = outer
+        if outer is not None:
+            outer.extend(ids)
+
+
+def outbox_resend(context: str, event_ids: list) -> int:
+    """Publish already-published events of `context` again, under their own ids (receivers that
+    applied them skip them; one that lost them applies them now). Must run inside that context's
+    transaction; returns how many rows were put back in line."""
+    model = outbox_model(context)
+    alias = router.db_for_write(model)
+    resent = (
+        model.objects.using(alias)
+        .filter(id__in=event_ids, status=OutboxStatus.PUBLISHED)
+        .update(status=OutboxStatus.PENDING, published_at=None, retry_count=0, last_error="")
+    )
+    if resent:
+        from brokage.relay import relay_wake
+
+        relay_wake(context, using=alias)
+    return resent

@@ -3,9 +3,12 @@
 One pass locks a batch of PENDING rows (`SELECT ... FOR UPDATE SKIP LOCKED`, so several workers
 never publish the same row at once), publishes them, and in the same transaction marks the
 acknowledged rows PUBLISHED with `published_at`. A row whose delivery failed keeps PENDING with
-`retry_count + 1`, or becomes FAILED after `OUTBOX_MAX_ATTEMPTS`. A relay killed between publish
-and mark leaves its rows PENDING; they are published again and the consumers' deduplication by
-event id keeps the effect single.
+`retry_count + 1` for as long as Kafka is away (each process backs off between passes of that
+context, up to `OUTBOX_BACKOFF_MAX_SECONDS`), and the backlog drains in order once it is back; only
+a row that can never be published (too large for the broker, say) becomes FAILED, for
+`relay --retry-failed` after the cause is fixed. A relay killed between publish and mark leaves its
+rows PENDING; they are published again and the consumers' deduplication by event id keeps the
+effect single.
 
 Wake-ups: `relay_wake` runs after the writing transaction commits, in one of three ways:
 
@@ -44,6 +47,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connections, router, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from brokage.bus import OutgoingMessage, get_bus
@@ -51,6 +55,7 @@ from brokage.celery import app as celery_app
 from brokage.db import rows_select
 from brokage.events import partition_key, topic_for
 from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
+from brokage.transient import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +114,7 @@ def _publish(context: str, alias: str, rows: list) -> RelayResult:
     if not failed:
         return result
     with transaction.atomic(using=alias, savepoint=False):  # the pass's own transaction, if it has one
-        for row, error in failed:
-            row.retry_count += 1
-            row.last_error = error[:2000]
-            if row.retry_count >= settings.OUTBOX_MAX_ATTEMPTS:
-                row.status = OutboxStatus.FAILED
-                result.marked_failed += 1
-            row.save(using=alias, update_fields=["retry_count", "last_error", "status"])
-            result.failed_attempts += 1
-            result.errors.append(error)
+        _note_attempts(outbox_model(context), alias, failed, result)
     logger.warning(
         "outbox delivery failed",
         extra={"context": context, "failed": result.failed_attempts, "error": result.errors[-1]},
@@ -155,6 +152,26 @@ def _relay_pass_unlocked(context: str, model, alias: str, batch_size: int, creat
             claimed.difference_update(row.id for row in rows)
 
 
+def _note_attempts(model, alias: str, failed: list, result: RelayResult) -> None:
+    """Count the attempt on each row that was not delivered: one UPDATE for those that wait for Kafka
+    (they stay PENDING), FAILED for each row that can never be published."""
+    waiting = [row.id for row, error in failed if not getattr(error, "permanent", False)]
+    if waiting:
+        model.objects.using(alias).filter(id__in=waiting).update(
+            retry_count=F("retry_count") + 1, last_error=str(failed[-1][1])[:2000]
+        )
+    for row, error in failed:
+        if getattr(error, "permanent", False):
+            row.retry_count += 1
+            row.last_error = str(error)[:2000]
+            row.status = OutboxStatus.FAILED
+            row.save(using=alias, update_fields=["retry_count", "last_error", "status"])
+            result.marked_failed += 1
+            logger.error("outbox row can never be published", extra={"event_id": str(row.id), "error": str(error)})
+    result.failed_attempts += len(failed)
+    result.errors.extend(str(error) for _row, error in failed[-10:])
+
+
 def _message(context: str, envelope: dict) -> OutgoingMessage:
     return OutgoingMessage(topic=topic_for(context), key=partition_key(envelope), envelope=envelope)
 
@@ -176,17 +193,45 @@ def _serialize_passes(context: str, alias: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [zlib.crc32(f"brokage.relay.{context}".encode())])
 
 
+# Per context, while Kafka refuses this process's deliveries: when the next pass may try again.
+_outages: dict[str, tuple[Backoff, float]] = {}
+_outages_lock = threading.Lock()
+
+
+def relay_backoff_left(context: str) -> float:
+    """Seconds until this process tries `context` again after failed deliveries (0: now)."""
+    with _outages_lock:
+        outage = _outages.get(context)
+    return 0.0 if outage is None else max(0.0, outage[1] - time.monotonic())
+
+
+def _note_outcome(context: str, result: RelayResult) -> None:
+    with _outages_lock:
+        if result.failed_attempts > result.marked_failed:
+            backoff = _outages[context][0] if context in _outages else Backoff(cap=settings.OUTBOX_BACKOFF_MAX_SECONDS)
+            _outages[context] = (backoff, time.monotonic() + backoff.next_delay())
+        elif _outages.pop(context, None) is not None:
+            logger.warning("outbox delivering again", extra={"context": context})
+
+
 def relay_drain(
     context: str, *, batch_size: int | None = None, max_batches: int = 1000, created_before=None
 ) -> RelayResult:
-    """Publish batches until the outbox is empty, a batch fails, or `max_batches` is reached."""
+    """Publish batches until the outbox is empty, a batch fails, or `max_batches` is reached.
+
+    After a failed delivery this process leaves `context` alone for a backoff (with jitter, growing
+    to `OUTBOX_BACKOFF_MAX_SECONDS`) instead of waiting out the delivery timeout again at once.
+    """
     total = RelayResult()
+    if relay_backoff_left(context) > 0:
+        return total
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     for _ in range(max_batches):
         result = relay_pass(context, batch_size=batch_size, created_before=created_before)
         total = total + result
         if result.failed_attempts or result.published < batch_size:
             break
+    _note_outcome(context, total)
     return total
 
 
@@ -265,6 +310,10 @@ class RelayThread:
     commit. Until then they stay PENDING, which costs nothing: the beat leaves rows younger than
     OUTBOX_RELAY_GRACE_SECONDS to this thread, and a row published twice after a crash is
     recognised by its consumers.
+
+    When a delivery fails, the context is `behind`: its later commits are not published from their
+    envelopes (they would overtake the rows Kafka refused) but drained from the table, in order, once
+    the backoff allows, until a drain empties it.
     """
 
     MARK_EVERY_SECONDS = 0.25
@@ -279,6 +328,7 @@ class RelayThread:
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.stopping = False
+        self.behind: set[str] = set()
 
     def wake(self, context: str) -> None:
         with self.condition:
@@ -320,16 +370,28 @@ class RelayThread:
     def _serve(self) -> None:
         while True:
             with self.condition:
-                while not self.wanted and not self.committed and not self.stopping and not self._mark_due():
-                    self.condition.wait(self._mark_wait())
+                while (
+                    not self.wanted
+                    and not self.committed
+                    and not self.stopping
+                    and not self._mark_due()
+                    and not self._retry_due()
+                ):
+                    self.condition.wait(self._wait())
                 if self.stopping and not self.wanted and not self.committed and not self.unmarked:
                     return
                 committed, self.committed = self.committed, []
-                contexts = sorted(self.wanted)
+                wanted = self.wanted | {context for context, _envelope in committed if context in self.behind}
                 self.wanted.clear()
+            if self._retry_due():
+                wanted |= self.behind
+            contexts = sorted(wanted)
             try:
-                if committed:
-                    self._note_published(publish_committed(committed))  # from the envelopes: no database
+                direct = [(context, envelope) for context, envelope in committed if context not in self.behind]
+                if direct:
+                    delivered = publish_committed(direct)  # from the envelopes: no database
+                    self._note_published(delivered)
+                    self._note_behind(direct, delivered)
                 mark = self.stopping or self._mark_due()
                 if mark or contexts:
                     # As Django does around a request: drop a connection past CONN_MAX_AGE or broken.
@@ -337,10 +399,35 @@ class RelayThread:
                 if mark:
                     self._mark()
                 for context in contexts:
-                    relay_drain(context)
+                    result = relay_drain(context)
+                    caught_up = not result.failed_attempts and result.published < settings.OUTBOX_BATCH_SIZE
+                    if caught_up and relay_backoff_left(context) == 0:
+                        self.behind.discard(context)
             except Exception:  # the beat's relay_all publishes (or marks) what this pass could not
                 logger.exception("relay pass failed", extra={"contexts": contexts})
                 close_old_connections()
+                for context in self.behind:  # the database may be what is down: back off before the next try
+                    _note_outcome(context, RelayResult(failed_attempts=1))
+
+    def _note_behind(self, committed: list[tuple[str, dict]], delivered: dict[str, list[str]]) -> None:
+        sent: dict[str, int] = {}
+        for context, _envelope in committed:
+            sent[context] = sent.get(context, 0) + 1
+        for context, count in sent.items():
+            if len(delivered.get(context, ())) < count:
+                self.behind.add(context)
+                _note_outcome(context, RelayResult(failed_attempts=1))
+
+    def _retry_due(self) -> bool:
+        return any(relay_backoff_left(context) == 0 for context in self.behind)
+
+    def _wait(self) -> float | None:
+        """How long the thread may sleep: until rows are due to be marked or a backlog to be retried."""
+        waits = [relay_backoff_left(context) for context in self.behind]
+        mark_wait = self._mark_wait()
+        if mark_wait is not None:
+            waits.append(mark_wait)
+        return min(waits) if waits else None
 
     def _note_published(self, delivered: dict[str, list[str]]) -> None:
         if delivered and not self.unmarked:

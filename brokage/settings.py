@@ -236,8 +236,6 @@ KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1
 EVENT_BUS = os.environ.get("BROKAGE_EVENT_BUS", "kafka" if USES_REAL_SERVICES else "inprocess")
 KAFKA_TOPIC_PREFIX = os.environ.get("BROKAGE_KAFKA_TOPIC_PREFIX", "brokage.")
 OUTBOX_BATCH_SIZE = int(os.environ.get("BROKAGE_OUTBOX_BATCH_SIZE", "500"))
-# Attempts before a row is marked FAILED; `relay --retry-failed` puts FAILED rows back in line.
-OUTBOX_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_OUTBOX_MAX_ATTEMPTS", "20"))
 # How long one relay pass waits for Kafka to acknowledge a batch before counting a failed attempt.
 OUTBOX_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_DELIVERY_TIMEOUT", "5"))
 # Who publishes after a commit: "thread" (a relay thread in the writing process; dev and prod) or
@@ -252,6 +250,12 @@ RESERVATION_TTL_SECONDS = float(
 )
 # How often a consumer retries a failing handler before sending the message to `<topic>.dlq`.
 CONSUMER_MAX_ATTEMPTS = int(os.environ.get("BROKAGE_CONSUMER_MAX_ATTEMPTS", "3"))
+# A handler that failed because a dependency is down is retried with backoff up to this many seconds
+# apart, for as long as the outage lasts (brokage/transient.py); the relay waits between passes likewise.
+CONSUMER_BACKOFF_MAX_SECONDS = float(os.environ.get("BROKAGE_CONSUMER_BACKOFF_MAX", "5"))
+OUTBOX_BACKOFF_MAX_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_BACKOFF_MAX", "5"))
+# Where a process waiting an outage out says so, for /health/ready (brokage/transient.py).
+RUN_STATE_DIR = Path(os.environ.get("BROKAGE_RUN_STATE_DIR", VAR_DIR / "run"))
 # Consumers off the order path (the audit trail, notices) let the broker gather a batch for up to
 # this many milliseconds instead of fetching each message as it lands: on a busy system one fetch
 # and one document write per half second instead of one per event. The saga's consumers fetch at once.

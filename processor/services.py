@@ -421,8 +421,10 @@ class StuckSweepResult:
 def _command_resend(saga: SagaInstance) -> None:
     """Publish the saga's last command again, under its original event id.
 
-    The same id means a receiver that already applied it skips it (its processed_events), while one
-    that never got it, or dead-lettered it, applies it now.
+    The same id means a receiver that already applied it does not apply it again (its
+    processed_events) but publishes the reply it wrote then once more, under that reply's own id
+    (`handle_once(..., answer_duplicate=True)`): a saga whose reply was lost hears it now, and a
+    receiver that had it skips it. One that never got the command, or dead-lettered it, applies it now.
     """
     alias = _alias()
     last = saga.payload.get("last_command")

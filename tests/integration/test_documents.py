@@ -1,11 +1,12 @@
 """Notifications and audit on the real services: events through Kafka, documents in FerretDB, e-mail
-over SMTP to a local aiosmtpd sink (127.0.0.1:2525, the dev profile's EMAIL_HOST:EMAIL_PORT).
+over SMTP to a local aiosmtpd sink on a free port (so a dev stack's own sink may run beside the tests).
 
 The events travel the production way: a service writes them to its context's outbox, the relay
 publishes them to Kafka, and `KafkaConsumerRunner("notifications")` / `("audit")` consume them in
 background threads.
 """
 
+import socket
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,9 @@ class SmtpSink:
 def smtp_sink(settings):
     # pytest-django swaps in the locmem backend for every test; the dev profile's is SMTP.
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    with socket.socket() as probe:
+        probe.bind((settings.EMAIL_HOST, 0))
+        settings.EMAIL_PORT = probe.getsockname()[1]
     sink = SmtpSink()
     controller = Controller(sink, hostname=settings.EMAIL_HOST, port=settings.EMAIL_PORT)
     controller.start()

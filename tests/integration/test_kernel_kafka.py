@@ -204,6 +204,8 @@ def test_a_message_that_keeps_failing_ends_in_the_dlq_and_later_ones_are_process
     headers = dict(message.headers())
     assert b"poison cannot be processed" in headers["error"]
     assert headers["consumer_group"] == b"brokage-kernel_probe"
+    assert headers["handler"].endswith(b".refuse_poison")
+    assert headers["attempts"] == str(settings.CONSUMER_MAX_ATTEMPTS).encode()
 
 
 def _next_value(consumer):
