@@ -62,7 +62,7 @@ bench: $(DEV_STAMP)  ## the benchmarks on the dev profile, with the PostgreSQL c
 	scripts/services.sh up
 	set -a; eval "$$(scripts/services.sh env)"; set +a; $(PY) -m bench
 
-faults: $(STAMP)  ## kill each part of the dev system under load (FAULTS_ARGS=--short: three faults), count what was lost
+faults: $(DEV_STAMP)  ## kill each part of the dev system under load (FAULTS_ARGS=--short: three faults), count what was lost
 	scripts/services.sh up
 	set -a; eval "$$(scripts/services.sh env)"; set +a; $(PY) -m faults $(FAULTS_ARGS)
 
