@@ -12,4 +12,3 @@ class OperationsConfig(AppConfig):
 
     def ready(self) -> None:
         import_module("operations.metrics")  # the last reconciliation's outcome in /metrics
-        import_module("operations.tasks")  # the daily run on the beat, in every process

@@ -17,6 +17,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from celery.schedules import crontab
 from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
@@ -27,8 +28,18 @@ from audit.partitions import partitions_list
 from brokage.celery import app as celery_app
 from brokage.outbox import outbox_model
 from notifications.documents import NOTIFICATIONS, notifications_database
-from operations.tasks import daily_at, reconcile_daily
 from processor.models import SagaInstance
+
+
+def reconcile_default_window() -> tuple[int, dict]:
+    """What the beat's daily job runs: `manage.py reconcile --json`, with the default settle window."""
+    out = StringIO()
+    try:
+        call_command("reconcile", "--json", stdout=out)
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code
+    return status, json.loads(out.getvalue())
 
 
 def reconcile(*args: str) -> tuple[int, dict]:
@@ -262,7 +273,8 @@ def test_the_daily_job_records_its_outcome_for_metrics(books, client):
     )
 
     # The default 60 s settle window: the orders placed a moment ago wait, the old balance does not.
-    assert reconcile_daily() == {"ok": False, "discrepancies": 3}
+    status, report = reconcile_default_window()
+    assert (status, report["ok"], len(report["discrepancies"])) == (1, False, 3)
 
     metrics = client.get("/metrics").content.decode()
     assert "\nbrokage_reconcile_discrepancies 3.0\n" in metrics
@@ -270,13 +282,11 @@ def test_the_daily_job_records_its_outcome_for_metrics(books, client):
     assert "brokage_reconcile_last_run_timestamp_seconds " in metrics
 
 
-def test_the_beat_runs_it_daily_at_the_configured_time():
-    entry = celery_app.conf.beat_schedule["operations-reconcile"]
+def test_the_beat_runs_it_daily_through_the_lifecycle_job_runner():
+    entry = celery_app.conf.beat_schedule["job-reconcile"]
 
-    assert entry["task"] == "operations.reconcile"
-    assert entry["schedule"] == daily_at("02:30")
-    with pytest.raises(ValueError):
-        daily_at("25:00")
+    assert (entry["task"], entry["args"]) == ("brokage.run_job", ["reconcile"])
+    assert entry["schedule"] == crontab(hour=3, minute=30)
 
 
 @pytest.mark.parametrize(
