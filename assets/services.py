@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -39,15 +39,14 @@ from assets.models import (
     AssetMovement,
     AssetReservation,
     BrokerAssignmentReplica,
-    CustomerReplica,
     MovementKind,
     ReservationStatus,
 )
 from assets.selectors import asset_get, customer_replica_get, customer_wait_seconds, reservation_get_for_order
-from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import VersionConflict, instance_insert, retry_on_conflict, row_insert, versioned_update
 from brokage.errors import ConflictError, Contention, InvalidInput, NotFound, PermissionDenied
+from brokage.events import caused_by
 from brokage.outbox import outbox_write
 from brokage.redis import redis_lock
 
@@ -326,14 +325,15 @@ def reservation_create(
     customer_id: int,
     asset_name: str,
     amount: Decimal | str,
-    trace: dict | None = None,
+    cause: dict | None = None,
 ) -> ReservationOutcome:
     """Hold back exactly `amount` of `asset_name` for an order, or fail with a reason and change nothing.
 
     Emits AssetReserved or AssetReservationFailed (reason NO_ASSET, INSUFFICIENT_BALANCE or
     INVALID_AMOUNT). An order that already has a reservation gets it back unchanged and no new event.
-    `trace` is `brokage.events.caused_by(command)`.
+    `cause` is the command's envelope, which the events this writes name as their cause.
     """
+    trace = caused_by(cause) if cause is not None else None
     try:
         amount = positive_money(amount)
     except InvalidInput:
@@ -440,14 +440,16 @@ def reservation_release(
     saga_id: str | None,
     order_id,
     customer_id: int | None = None,
-    expired: bool = False,
-    trace: dict | None = None,
+    reason: str = "RELEASE",
+    cause: dict | None = None,
 ) -> AssetReservation | None:
     """Give an order's ACTIVE reservation back (RELEASED, usable restored, AssetReleased).
 
-    `expired`: the saga gave up on the order before confirming it; the reservation ends EXPIRED.
+    `reason` "EXPIRED": the saga gave up on the order before confirming it; the reservation ends EXPIRED.
     Idempotent: a reservation already released, settled or expired, or none at all, is left alone.
     """
+    expired = reason == "EXPIRED"
+    trace = caused_by(cause) if cause is not None else None
 
     def release() -> AssetReservation | None:
         with transaction.atomic(using=ALIAS):
@@ -475,7 +477,7 @@ def reservation_settle(
     order_side: str,
     size: Decimal | str,
     amount: Decimal | str,
-    trace: dict | None = None,
+    cause: dict | None = None,
 ) -> AssetReservation | None:
     """Move the balances of a matched order and mark its reservation SETTLED (ARCHITECTURE §6).
 
@@ -485,6 +487,7 @@ def reservation_settle(
     expired) is not settled: there is nothing held to pay with. The saga asks for a settlement only
     for a confirmed order, whose reservation nothing but a cancel or this settlement gives back.
     """
+    trace = caused_by(cause) if cause is not None else None
     size = positive_money(size, field="size")
     amount = positive_money(amount)
     if order_side not in {"BUY", "SELL"}:
@@ -542,38 +545,3 @@ def reservation_settle(
             return reservation
 
     return retry_on_conflict(settle, attempts=CONFLICT_ATTEMPTS)
-
-
-# --- Read models of other contexts (fed by the customers context's events) ----------------------------
-
-
-def customer_replica_upsert(
-    *,
-    customer_id: int,
-    role: str,
-    active: bool,
-    tier_code: str,
-    as_of: datetime,
-    username: str = "",
-    email: str = "",
-) -> bool:
-    """Remember a customer as of `as_of`; an older event arriving late does not overwrite a newer one."""
-    _replica, applied = replicas.customer_replica_apply(
-        CustomerReplica,
-        customer_id=customer_id,
-        username=username,
-        email=email,
-        role=role,
-        active=active,
-        tier_code=tier_code,
-        as_of=as_of,
-    )
-    return applied
-
-
-def broker_assignment_replica_add(*, broker_id: int, customer_id: int) -> None:
-    replicas.broker_assignment_add(BrokerAssignmentReplica, broker_id=broker_id, customer_id=customer_id)
-
-
-def broker_assignment_replica_remove(*, broker_id: int, customer_id: int) -> None:
-    replicas.broker_assignment_remove(BrokerAssignmentReplica, broker_id=broker_id, customer_id=customer_id)

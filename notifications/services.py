@@ -74,19 +74,20 @@ def customer_event_apply(*, event: dict) -> str | None:
     return notification_create_for_event(event=event)
 
 
-def customer_preferences_apply(*, event: dict) -> None:
+def customer_preferences_apply(
+    *, customer_id: int, email_enabled: bool, sms_enabled: bool, push_enabled: bool, preferences: dict | None = None
+) -> None:
     """NotificationPreferencesUpdated: which channels the customer wants."""
-    payload = event["payload"]
-    customer_id = int(payload["customer_id"])
+    customer_id = int(customer_id)
     notifications_database()[CONTACTS].update_one(
         {"_id": customer_id},
         {
             "$set": {
                 "customer_id": customer_id,
-                "email_enabled": bool(payload["email_enabled"]),
-                "sms_enabled": bool(payload["sms_enabled"]),
-                "push_enabled": bool(payload["push_enabled"]),
-                "preferences": payload.get("preferences") or {},
+                "email_enabled": bool(email_enabled),
+                "sms_enabled": bool(sms_enabled),
+                "push_enabled": bool(push_enabled),
+                "preferences": preferences or {},
                 "updated_at": timezone.now(),
             }
         },

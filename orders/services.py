@@ -25,10 +25,8 @@ from django.conf import settings
 from django.db import IntegrityError, connections, reset_queries, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from redis.exceptions import LockError
 
-from brokage import replicas
 from brokage.auth import Principal, Role, can_act_for
 from brokage.db import VersionConflict, instance_insert, retry_on_conflict, versioned_update
 from brokage.errors import ConflictError, Contention, DomainError, InvalidInput, NotFound, PermissionDenied
@@ -343,10 +341,10 @@ def _problem_text(detail) -> str:
     return str(detail)
 
 
-def _order_id_of(event: dict) -> uuid.UUID | None:
+def _order_id_of(value: object) -> uuid.UUID | None:
     try:
-        return uuid.UUID(str(event["payload"]["order_id"]))
-    except (KeyError, ValueError):
+        return uuid.UUID(str(value))
+    except ValueError:
         return None
 
 
@@ -355,16 +353,18 @@ def _event_outcome(order: Order | None) -> dict:
     return {"applied": True, "status": order.status, "version": order.version} if order else {"applied": False}
 
 
-def order_status_apply(*, event: dict, new_status: str, rejection_reason: str | None = None) -> dict:
-    """Apply the status an event implies; a no-op when the order moved on or is unknown."""
-    order_id = _order_id_of(event)
-    if order_id is None:
+def order_status_apply(*, order_id: str, new_status: str, cause: dict, rejection_reason: str | None = None) -> dict:
+    """Apply the status the event `cause` implies; a no-op when the order moved on or is unknown."""
+    order_uuid = _order_id_of(order_id)
+    if order_uuid is None:
         return _event_outcome(None)
+    if rejection_reason is not None:
+        rejection_reason = str(rejection_reason)[:255]
     if connections[ALIAS].vendor == "postgresql":
-        order = _order_event_transition(order_id, new_status, cause=event, rejection_reason=rejection_reason)
+        order = _order_event_transition(order_uuid, new_status, cause=cause, rejection_reason=rejection_reason)
     else:
         order = _order_transition(
-            order_id=order_id, new_status=new_status, strict=False, cause=event, rejection_reason=rejection_reason
+            order_id=order_uuid, new_status=new_status, strict=False, cause=cause, rejection_reason=rejection_reason
         )
     return _event_outcome(order)
 
@@ -401,38 +401,6 @@ def _order_event_transition(order_id, new_status: str, *, cause: dict, rejection
         order = Order.from_db(ALIAS, fields, values)
         _status_event(order, old_status=old_status, trace=caused_by(cause))
     return order
-
-
-# --- Read models fed by the customers context ----------------------------------------------------------
-
-
-def customer_replica_apply(*, event: dict) -> None:
-    """Keep id / role / active / tier of a customer; an event older than what is stored is ignored."""
-    payload = event["payload"]
-    replicas.customer_replica_apply(
-        CustomerReplica,
-        customer_id=payload["customer_id"],
-        username=payload.get("username") or "",
-        email=payload.get("email") or "",
-        role=payload["role"],
-        active=payload["active"],
-        tier_code=payload.get("tier_code") or "STANDARD",
-        as_of=parse_datetime(event["occurred_at"]) or timezone.now(),
-    )
-
-
-def broker_assignment_replica_add(*, event: dict) -> None:
-    payload = event["payload"]
-    replicas.broker_assignment_add(
-        BrokerAssignmentReplica, broker_id=payload["broker_id"], customer_id=payload["customer_id"]
-    )
-
-
-def broker_assignment_replica_remove(*, event: dict) -> None:
-    payload = event["payload"]
-    replicas.broker_assignment_remove(
-        BrokerAssignmentReplica, broker_id=payload["broker_id"], customer_id=payload["customer_id"]
-    )
 
 
 # --- Archiving (ARCHITECTURE §9) ----------------------------------------------------------------------

@@ -22,7 +22,6 @@ from django.conf import settings
 from django.db import router, transaction
 from django.utils import timezone
 
-from brokage import replicas
 from brokage.db import instance_insert, row_get, row_insert, row_update
 from brokage.events import caused_by, decimal_from
 from brokage.outbox import OutboxStatus, outbox_write
@@ -133,45 +132,27 @@ def _drop_queue_entry(order_id: uuid.UUID) -> None:
     MatchingQueueEntry.objects.using(_alias()).filter(order_id=order_id).delete()
 
 
-# --- Customer tiers (read model) -------------------------------------------------------------------
-
-
-def customer_replica_upsert(
-    *,
-    customer_id: int,
-    role: str,
-    active: bool,
-    tier_code: str,
-    occurred_at: datetime | None = None,
-    username: str = "",
-    email: str = "",
-) -> CustomerReplica:
-    """Remember a customer's tier; an older event never overwrites a newer one."""
-    replica, _applied = replicas.customer_replica_apply(
-        CustomerReplica,
-        customer_id=customer_id,
-        username=username,
-        email=email,
-        role=role,
-        active=active,
-        tier_code=tier_code,
-        as_of=occurred_at or timezone.now(),
-    )
-    return replica
-
-
 # --- The saga --------------------------------------------------------------------------------------
 
 
-def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None:
+def saga_start(
+    *,
+    order_id,
+    customer_id: int,
+    asset_name: str,
+    order_side: str,
+    size: Decimal | str,
+    price: Decimal | str,
+    cause: dict | None = None,
+) -> SagaInstance | None:
     """OrderCreated: open the order's saga in RESERVING and ask assets to reserve what it needs.
 
     Returns None when the order already has a saga (a redelivered or late OrderCreated).
     """
-    order_id = _order_id(order["order_id"])
-    size, price = decimal_from(order["size"]), decimal_from(order["price"])
+    order_id = _order_id(order_id)
+    size, price = decimal_from(size), decimal_from(price)
     reserve_asset_name, reserve_amount = reservation_for(
-        order_side=order["order_side"], asset_name=order["asset_name"], size=size, price=price
+        order_side=order_side, asset_name=asset_name, size=size, price=price
     )
     alias = _alias()
     if _saga(order_id) is not None:
@@ -186,9 +167,9 @@ def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None
             current_state=SagaState.RESERVING,
             payload={
                 "order_id": str(order_id),
-                "customer_id": order["customer_id"],
-                "asset_name": order["asset_name"],
-                "order_side": order["order_side"],
+                "customer_id": customer_id,
+                "asset_name": asset_name,
+                "order_side": order_side,
                 "size": decimal_string(size),
                 "price": decimal_string(price),
                 "reserve_asset_name": reserve_asset_name,
@@ -268,9 +249,9 @@ def saga_reservation_fail(*, order_id, reason: str, cause: dict | None = None) -
         return saga.current_state
 
 
-def saga_cancel(*, order: dict, cause: dict | None = None) -> str | None:
+def saga_cancel(*, order_id, customer_id: int, cause: dict | None = None) -> str | None:
     """OrderCanceled: release the reservation now, or as soon as it lands if it is still being made."""
-    order_id = _order_id(order["order_id"])
+    order_id = _order_id(order_id)
     alias = _alias()
     with _saga_step():
         saga = _locked_saga(order_id)
@@ -280,7 +261,7 @@ def saga_cancel(*, order: dict, cause: dict | None = None) -> str | None:
                 saga_type=SagaType.ORDER,
                 aggregate_id=order_id,
                 current_state=SagaState.CANCELED,
-                payload={"order_id": str(order_id), "customer_id": order["customer_id"]},
+                payload={"order_id": str(order_id), "customer_id": customer_id},
             )
             return SagaState.CANCELED
         if saga.current_state == SagaState.RESERVING:
@@ -313,10 +294,10 @@ def saga_release_complete(*, order_id, saga_id: str | None = None, cause: dict |
         return saga.current_state
 
 
-def saga_settle(*, order: dict, cause: dict | None = None) -> str | None:
+def saga_settle(*, order_id, cause: dict | None = None) -> str | None:
     """OrderMatched: take the order out of the queue and ask assets to move the balances."""
     with _saga_step():
-        saga = _locked_saga(order["order_id"])
+        saga = _locked_saga(order_id)
         if saga is None or saga.current_state not in {SagaState.RESERVED, SagaState.CONFIRMED}:
             return None
         size, price = decimal_from(saga.payload["size"]), decimal_from(saga.payload["price"])
