@@ -143,7 +143,7 @@ class AssetAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         """The balances this employee may see (brokers: their assigned customers), as the API's list."""
         username = CustomerReplica.objects.filter(customer_id=OuterRef("customer_id")).values("username")[:1]
-        return asset_list(principal=principal_of(request.user)).annotate(customer_username=Subquery(username))
+        return asset_list(actor=principal_of(request.user)).annotate(customer_username=Subquery(username))
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -80,7 +80,7 @@ class CustomerAdmin(ServiceErrorsAsMessages, ConsoleAdmin):
 
     def get_queryset(self, request):
         """Brokers see their assigned customers only (the API's scoping)."""
-        return customer_list(principal=principal_of(request.user))
+        return customer_list(actor=principal_of(request.user))
 
     def get_search_results(self, request, queryset, search_term):
         # `=id` on an integer column: only a number can match it.
