@@ -1,6 +1,6 @@
 """`python -m bench`: every phase of the benchmark in one run (see `bench/__init__.py`).
 
-Phases: migrate_all → bulk data (seed_demo --customers/--orders, skipped when already there) →
+Phases: migrate_all → bulk data (bench.seed --customers/--orders, skipped when already there) →
 start the system (Procfile.bench) → sign in → placement + saga → listing with EXPLAIN (once the
 consumers have caught up) → latency at a steady rate (the memory soak) → stop the system →
 archival on a scratch copy → the pgbench ceiling → results.json, latency.png and the table.
@@ -110,7 +110,7 @@ def setup_django(env: dict) -> None:
 def seeded_orders() -> int:
     from django.apps import apps
 
-    from brokage.management.commands.seed_demo import BULK_ORDER_PREFIX
+    from bench.seed import BULK_ORDER_PREFIX
 
     order = apps.get_model("orders", "Order")
     return (
@@ -227,8 +227,8 @@ def stats(samples: list[float]) -> dict:
 
 
 def bulk_clients(base_url: str, count: int) -> list[load.Client]:
-    """Signed-in clients for the first `count` bulk customers of `seed_demo --customers`."""
-    from brokage.management.commands.seed_demo import BULK_PASSWORD, BULK_USERNAME
+    """Signed-in clients for the first `count` bulk customers of `bench.seed --customers`."""
+    from bench.seed import BULK_PASSWORD, BULK_USERNAME
 
     usernames = [BULK_USERNAME.format(n) for n in range(1, count + 1)]
     return asyncio.run(load.sign_in(base_url, usernames, BULK_PASSWORD))
@@ -266,16 +266,13 @@ def explain_listing(customer_id: int, start: date, end: date) -> dict:
     from django.db import connections
 
     from brokage.auth import Principal, Role
-    from brokage.db import rows_query
-    from orders.models import Order
-    from orders.selectors import NEWEST_FIRST, order_list
+    from orders.selectors import order_list
 
     orders = order_list(actor=Principal(customer_id, Role.CUSTOMER), customer_id=customer_id, start=start, end=end)
-    page = rows_query(Order, "orders", orders.conditions, order_by=NEWEST_FIRST, limit=50, offset=0)
-    count = rows_query(Order, "orders", orders.conditions, count=True)
+    statements = orders.statements(limit=50)
     plans = {}
     with connections["orders"].cursor() as cursor:
-        for name, (sql, sql_params) in (("page", page), ("count", count)):
+        for name, (sql, sql_params) in statements.items():
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_params)
             plans[name] = "\n".join(row[0] for row in cursor.fetchall())
     return plans
@@ -392,9 +389,23 @@ def main(argv: list[str] | None = None) -> int:
             say(f"seed: {have:,} bench orders already in the orders table (≥ {args.orders:,}); not reseeding (cached)")
             results["seed"] = {"cached": True, "seeded_orders": have}
         else:
-            say(f"seed: {have:,} bench orders there; seed_demo --customers {args.customers} --orders {args.orders}")
+            say(f"seed: {have:,} bench orders there; bench.seed --customers {args.customers} --orders {args.orders}")
             started = time.monotonic()
-            manage(env, "seed_demo", "--customers", str(args.customers), "--orders", str(args.orders), "--no-progress")
+            subprocess.run(
+                [
+                    PYTHON,
+                    "-m",
+                    "bench.seed",
+                    "--customers",
+                    str(args.customers),
+                    "--orders",
+                    str(args.orders),
+                    "--no-progress",
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
             results["seed"] = {"cached": False, "seconds": time.monotonic() - started, "seeded_orders": args.orders}
             say(f"seed: done in {results['seed']['seconds']:.0f}s")
 
