@@ -11,7 +11,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpResponseRedirect
 
-from brokage.admin_display import ConsoleAdmin, InternalAdmin, admin_url, links_list
+from brokage.admin_display import (
+    ConsoleAdmin,
+    OutboxEventAdmin,
+    admin_url,
+    links_list,
+)
 from brokage.auth import Role, principal_of
 from brokage.errors import DomainError
 from customers import services
@@ -259,9 +264,4 @@ class NotificationPreferenceAdmin(ServiceErrorsAsMessages, ConsoleAdmin):
         )
 
 
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(InternalAdmin):
-    list_display = ["event_type", "aggregate_id", "status", "retry_count", "created_at", "published_at"]
-    list_filter = ["status", "event_type"]
-    search_fields = ["=aggregate_id"]
-    ordering = ["-created_at"]
+admin.site.register(OutboxEvent, OutboxEventAdmin)

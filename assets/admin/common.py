@@ -9,15 +9,13 @@ from assets.models import (
     BrokerAssignmentReplica,
     CustomerReplica,
 )
-from brokage.auth import customer_scope, principal_of
+from brokage import admin_display
 
 LOW_SHARE = Decimal("0.1")
 
 
 def customers_in_scope(request):
-    replicas = CustomerReplica.objects.filter(role="CUSTOMER")
-    scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-    return replicas if scope is None else replicas.filter(customer_id__in=scope)
+    return admin_display.customer_replicas_in_scope(request, CustomerReplica, BrokerAssignmentReplica)
 
 
 def username_of(customer_id: int) -> str | None:
@@ -49,28 +47,9 @@ class LowBalanceFilter(admin.SimpleListFilter):
         return queryset
 
 
-class CustomerFilter(admin.SimpleListFilter):
-    title = "customer"
-    parameter_name = "customer_id"
-    field = "customer_id"
-
-    def lookups(self, request, model_admin):
-        replicas = customers_in_scope(request).order_by("-customer_id")[:50]
-        choices = [(str(r.customer_id), r.username or f"customer {r.customer_id}") for r in replicas]
-        if self.value() and self.value() not in {value for value, _name in choices}:
-            choices.append((self.value(), f"customer {self.value()}"))
-        return choices
-
-    def has_output(self) -> bool:
-        return True  # a `?customer_id=` from a link filters even when the customer is not among the choices
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(**{self.field: int(value)})
+class CustomerFilter(admin_display.CustomerFilter):
+    replica_model = CustomerReplica
+    assignment_model = BrokerAssignmentReplica
 
 
 class ReservationCustomerFilter(CustomerFilter):

@@ -21,7 +21,10 @@ from assets.models import (
     ProcessedEvent,
 )
 from brokage.admin_display import (
-    InternalAdmin,
+    BrokerAssignmentReplicaAdmin,
+    CustomerReplicaAdmin,
+    OutboxEventAdmin,
+    ProcessedEventAdmin,
     ReadOnlyAdmin,
     admin_url,
     amount_text,
@@ -197,28 +200,7 @@ class AssetReservationAdmin(ReadOnlyAdmin):
         )
 
 
-@admin.register(CustomerReplica)
-class CustomerReplicaAdmin(InternalAdmin):
-    list_display = ["customer_id", "username", "role", "active", "tier_code", "updated_at"]
-    search_fields = ["=customer_id", "username", "email"]
-
-
-@admin.register(BrokerAssignmentReplica)
-class BrokerAssignmentReplicaAdmin(InternalAdmin):
-    list_display = ["broker_id", "customer_id"]
-    search_fields = ["=broker_id", "=customer_id"]
-
-
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(InternalAdmin):
-    list_display = ["event_type", "aggregate_id", "status", "retry_count", "created_at", "published_at"]
-    list_filter = ["status", "event_type"]
-    search_fields = ["=aggregate_id"]
-    ordering = ["-created_at"]
-
-
-@admin.register(ProcessedEvent)
-class ProcessedEventAdmin(InternalAdmin):
-    list_display = ["event_id", "event_type", "processed_at"]
-    list_filter = ["event_type"]
-    ordering = ["-processed_at"]
+admin.site.register(CustomerReplica, CustomerReplicaAdmin)
+admin.site.register(BrokerAssignmentReplica, BrokerAssignmentReplicaAdmin)
+admin.site.register(OutboxEvent, OutboxEventAdmin)
+admin.site.register(ProcessedEvent, ProcessedEventAdmin)
