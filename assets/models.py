@@ -107,7 +107,7 @@ class MovementKind(models.TextChoices):
 class AssetMovement(models.Model):
     """One change of one balance: the append-only ledger.
 
-    Written by `assets.services._balance_change` in the transaction that moves the balance, one row
+    Written by `assets.services.balances.balance_change` in the transaction that moves the balance, one row
     per change, and never updated or deleted (the admin and the API only read it). Balances stay in
     `assets` for speed; this is the proof: a balance's size and usable_size are the sums of its
     movements' deltas and equal the last movement's afters (`manage.py reconcile` checks both).

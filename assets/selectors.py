@@ -29,10 +29,10 @@ from brokage.errors import NotFound
 ALIAS = "assets"
 
 
-def asset_list(*, principal: Principal, customer_id: int | None = None, asset_name: str | None = None) -> QuerySet:
-    """The balances `principal` may see (admin: all; broker: assigned customers; customer: own), filtered."""
+def asset_list(*, actor: Principal, customer_id: int | None = None, asset_name: str | None = None) -> QuerySet:
+    """The balances `actor` may see (admin: all; broker: assigned customers; customer: own), filtered."""
     assets = Asset.objects.using(ALIAS).order_by("customer_id", "asset_name", "id")
-    scope = customer_scope(principal, BrokerAssignmentReplica)
+    scope = customer_scope(actor, BrokerAssignmentReplica)
     if scope is not None:
         assets = assets.filter(customer_id__in=scope)
     if customer_id is not None:
@@ -42,17 +42,17 @@ def asset_list(*, principal: Principal, customer_id: int | None = None, asset_na
     return assets
 
 
-def asset_get_visible(*, principal: Principal, asset_id: int) -> Asset:
-    """One balance `principal` may see (the scoping of `asset_list`); anything else is 404."""
+def asset_get_visible(*, actor: Principal, asset_id: int) -> Asset:
+    """One balance `actor` may see (the scoping of `asset_list`); anything else is 404."""
     asset = row_get(Asset, ALIAS, id=asset_id) if 0 < asset_id < 2**63 else None
-    if asset is None or not can_act_for(principal, asset.customer_id, BrokerAssignmentReplica):
+    if asset is None or not can_act_for(actor, asset.customer_id, BrokerAssignmentReplica):
         raise NotFound("Asset not found.")
     return asset
 
 
-def asset_movement_list(*, principal: Principal, asset_id: int) -> QuerySet[AssetMovement]:
-    """The ledger of one balance `principal` may see, newest first (served by (asset_id, id))."""
-    asset = asset_get_visible(principal=principal, asset_id=asset_id)
+def asset_movement_list(*, actor: Principal, asset_id: int) -> QuerySet[AssetMovement]:
+    """The ledger of one balance `actor` may see, newest first (served by (asset_id, id))."""
+    asset = asset_get_visible(actor=actor, asset_id=asset_id)
     return AssetMovement.objects.using(ALIAS).filter(asset_id=asset.id).order_by("-id")
 
 

@@ -182,7 +182,7 @@ def saga_script() -> str:
             " \\gset",
             "UPDATE ctx_assets.assets SET usable_size = usable_size - 1.5, version = version + 1, updated_at = now()"
             " WHERE id = :aid AND version = :ver RETURNING size AS sz, usable_size AS us \\gset",
-            # the ledger line of that change (assets.services._balance_change writes one per change)
+            # the ledger line of that change (assets.services.balances.balance_change writes one per change)
             "INSERT INTO ctx_assets.asset_movements (asset_id, customer_id, asset_name, kind, size_delta, usable_delta,"
             " size_after, usable_after, order_id, reference, created_at)"
             " VALUES (:aid, :cid, 'TRY', 'RESERVE', 0, -1.5, :sz, :us, :oid, gen_random_uuid()::text, now());",

@@ -27,14 +27,13 @@ import psutil
 
 from bench import profile
 from bench.processes import OUT, ProcessGroup, process_trees, service_pids
-from bench.run import (
+from bench.run import parse_args, steady_rate
+from bench.system import (
     ALL_CONTEXTS,
     bench_env,
     bulk_clients,
     consumer_lag,
-    parse_args,
     setup_django,
-    steady_rate,
     wait_http,
     wait_no_backlog,
     wait_ready,

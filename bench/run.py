@@ -1,6 +1,6 @@
 """`python -m bench`: every phase of the benchmark in one run (see `bench/__init__.py`).
 
-Phases: migrate_all → bulk data (seed_demo --customers/--orders, skipped when already there) →
+Phases: migrate_all → bulk data (bench.seed --customers/--orders, skipped when already there) →
 start the system (Procfile.bench) → sign in → placement + saga → listing with EXPLAIN (once the
 consumers have caught up) → latency at a steady rate (the memory soak) → stop the system →
 archival on a scratch copy → the pgbench ceiling → results.json, latency.png and the table.
@@ -16,22 +16,38 @@ import os
 import platform
 import signal
 import subprocess
-import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import psutil
 
 from bench import ceiling, load, profile, report
-from bench.processes import OUT, ROOT, MemorySampler, ProcessGroup, peak_rss_of_command, service_pids
+from bench.processes import OUT, ROOT, MemorySampler, ProcessGroup, service_pids
+from bench.system import (
+    ALL_CONTEXTS,
+    OPEN,
+    PYTHON,
+    archival,
+    bench_env,
+    best_window_rate,
+    bulk_clients,
+    explain_listing,
+    manage,
+    other_consumers,
+    say,
+    seeded_orders,
+    setup_django,
+    stats,
+    wait_http,
+    wait_no_backlog,
+    wait_ready,
+    wait_settled,
+)
 
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
 LOAD_GENERATOR = "bench (load generator)"
 # Memory is sampled every second (RSS, for the peaks) and its detail (the rollup of each process, for
 # the soak's growth series) every DETAIL_EVERY seconds: 60 points over the 5-minute soak.
 DETAIL_EVERY = 5
-ARCHIVE_DATABASE = "brokage_bench_archive"
 TARGETS = {
     "placement_ratio": 0.15,
     "saga_ratio": 0.25,
@@ -73,266 +89,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--skip", action="append", default=[], choices=["archival", "ceiling", "listing", "latency", "placement"]
     )
     return parser.parse_args(argv)
-
-
-def say(message: str) -> None:
-    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def bench_env(args) -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("BROKAGE_PROFILE", "dev")
-    env["DEBUG"] = "0"  # what a production server runs; DEBUG keeps every SQL query in memory
-    env["BENCH_PORT"] = str(args.port)
-    env["BENCH_WEB_WORKERS"] = str(args.web_workers)
-    env["BENCH_WEB_THREADS"] = str(args.web_threads)
-    env["PYTHONUNBUFFERED"] = "1"
-    # glibc gives each thread that allocates (relay, librdkafka, telemetry) an arena of its own, and a
-    # consumer working through a backlog grew its native heap for minutes before levelling off; two
-    # arenas keep it level sooner (a tracemalloc probe showed the Python heap flat meanwhile).
-    env.setdefault("MALLOC_ARENA_MAX", "2")
-    return env
-
-
-def manage(env: dict, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "manage.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True, check=check)
-
-
-def setup_django(env: dict) -> None:
-    os.environ.update({k: v for k, v in env.items() if k not in os.environ or k in {"DEBUG", "BROKAGE_PROFILE"}})
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brokage.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def seeded_orders() -> int:
-    from django.apps import apps
-
-    from brokage.management.commands.seed_demo import BULK_ORDER_PREFIX
-
-    order = apps.get_model("orders", "Order")
-    return (
-        order.objects.using("orders")
-        .filter(client_order_id__gte=BULK_ORDER_PREFIX, client_order_id__lt=BULK_ORDER_PREFIX[:-1] + ".")
-        .count()
-    )
-
-
-def other_consumers(ours: set[int]) -> list[str]:
-    """Consumers of the same groups started by someone else would take partitions from ours."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if proc.info["pid"] not in ours and ("manage.py consume" in cmdline or "celery -A brokage worker" in cmdline):
-            found.append(f"{proc.info['pid']}: {cmdline[:120]}")
-    return found
-
-
-def order_states(order_ids: list[str]) -> dict[str, tuple[str, datetime]]:
-    from django.apps import apps
-
-    order = apps.get_model("orders", "Order")
-    states = {}
-    for start in range(0, len(order_ids), 2000):
-        chunk = order_ids[start : start + 2000]
-        for pk, status, updated_at in (
-            order.objects.using("orders").filter(id__in=chunk).values_list("id", "status", "updated_at")
-        ):
-            states[str(pk)] = (status, updated_at)
-    return states
-
-
-OPEN = {"CREATED", "PENDING_RESERVATION", "ASSET_RESERVED"}
-
-
-def wait_settled(order_ids: list[str], timeout: float) -> tuple[dict, float]:
-    started = time.monotonic()
-    while True:
-        states = order_states(order_ids)
-        still_open = sum(1 for status, _ in states.values() if status in OPEN)
-        if still_open == 0 or time.monotonic() - started > timeout:
-            return states, time.monotonic() - started
-        time.sleep(1)
-
-
-def consumer_lag(contexts: list[str]) -> dict[str, int]:
-    """Messages each context's consumer group has not handled yet, over the topics it subscribes to."""
-    from confluent_kafka import Consumer, TopicPartition
-    from django.conf import settings
-
-    from brokage.consumers import group_id_for, topics_for
-
-    lags = {}
-    for context in contexts:
-        consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": group_id_for(context)})
-        try:
-            metadata = consumer.list_topics(timeout=10)
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics_for(context)
-                if topic in metadata.topics
-                for p in metadata.topics[topic].partitions
-            ]
-            lag = 0
-            for tp in consumer.committed(partitions, timeout=10):
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                lag += high - (tp.offset if tp.offset >= 0 else low)
-            lags[context] = lag
-        finally:
-            consumer.close()
-    return lags
-
-
-SAGA_CONTEXTS = ["orders", "processor", "assets"]
-
-
-ALL_CONTEXTS = [*SAGA_CONTEXTS, "notifications", "audit"]
-
-
-def wait_no_backlog(timeout: float = 900, contexts: list[str] = SAGA_CONTEXTS) -> dict:
-    """A backlog left by earlier activity would be measured as this run's: drain it first."""
-    started = time.monotonic()
-    first = consumer_lag(contexts)
-    lag = first
-    while sum(lag.values()) > 0 and time.monotonic() - started < timeout:
-        say(f"waiting for the consumers to drain what is still queued: {lag}")
-        time.sleep(5)
-        lag = consumer_lag(contexts)
-    return {"at_start": first, "after_wait": lag, "waited_s": time.monotonic() - started}
-
-
-def best_window_rate(times: list[float], window: float) -> tuple[float, float | None]:
-    """The most events in any `window` seconds, per second, and where that window starts."""
-    times = sorted(times)
-    best, best_start, lo = 0, None, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] > window:
-            lo += 1
-        if hi - lo + 1 > best:
-            best, best_start = hi - lo + 1, times[lo]
-    return best / window, best_start
-
-
-def stats(samples: list[float]) -> dict:
-    return {
-        "count": len(samples),
-        "p50": load.percentile(samples, 50),
-        "p95": load.percentile(samples, 95),
-        "p99": load.percentile(samples, 99),
-        "max": max(samples) if samples else None,
-        "mean": sum(samples) / len(samples) if samples else None,
-    }
-
-
-def bulk_clients(base_url: str, count: int) -> list[load.Client]:
-    """Signed-in clients for the first `count` bulk customers of `seed_demo --customers`."""
-    from brokage.management.commands.seed_demo import BULK_PASSWORD, BULK_USERNAME
-
-    usernames = [BULK_USERNAME.format(n) for n in range(1, count + 1)]
-    return asyncio.run(load.sign_in(base_url, usernames, BULK_PASSWORD))
-
-
-async def wait_ready(base_url: str, clients: list, timeout: float = 300) -> float:
-    """Until one order goes all the way to ORDER_CONFIRMED (consumers joined, relay live)."""
-    started = time.monotonic()
-    async with load.http_client(base_url, 4) as http:
-        while time.monotonic() - started < timeout:
-            async with http.post(
-                "/api/orders",
-                json={**load.ORDER_BODY, "client_order_id": load.run_tag() + "-warm"},
-                headers={**clients[0].headers, "Prefer": "wait=10"},
-            ) as response:
-                if response.status == 201 and (await response.json())["status"] == "ORDER_CONFIRMED":
-                    return time.monotonic() - started
-    raise RuntimeError(f"no order reached ORDER_CONFIRMED within {timeout:.0f}s; see bench/out/logs/")
-
-
-async def wait_http(base_url: str, timeout: float = 60) -> None:
-    started = time.monotonic()
-    async with aiohttp.ClientSession(base_url=base_url, timeout=aiohttp.ClientTimeout(total=2)) as http:
-        while time.monotonic() - started < timeout:
-            with contextlib.suppress(*load.REQUEST_ERRORS):
-                async with http.get("/health/live") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.5)
-    raise RuntimeError("the web server did not answer /health/live")
-
-
-def explain_listing(customer_id: int, start: date, end: date) -> dict:
-    """EXPLAIN ANALYZE of exactly the queries GET /api/orders runs (the page and its count)."""
-    from django.db import connections
-
-    from brokage.auth import Principal, Role
-    from brokage.db import rows_query
-    from orders.models import Order
-    from orders.selectors import NEWEST_FIRST, order_list
-
-    orders = order_list(actor=Principal(customer_id, Role.CUSTOMER), customer_id=customer_id, start=start, end=end)
-    page = rows_query(Order, "orders", orders.conditions, order_by=NEWEST_FIRST, limit=50, offset=0)
-    count = rows_query(Order, "orders", orders.conditions, count=True)
-    plans = {}
-    with connections["orders"].cursor() as cursor:
-        for name, (sql, sql_params) in (("page", page), ("count", count)):
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_params)
-            plans[name] = "\n".join(row[0] for row in cursor.fetchall())
-    return plans
-
-
-def archival(env: dict, eligible: int) -> dict:
-    command = ROOT / "orders" / "management" / "commands" / "archive_orders.py"
-    if not command.exists():
-        return {"status": "not run: archive_orders missing"}
-    pg = ceiling.Postgres()
-    pg.psql("postgres", f"DROP DATABASE IF EXISTS {ARCHIVE_DATABASE} WITH (FORCE)")
-    pg.psql("postgres", f"CREATE DATABASE {ARCHIVE_DATABASE}")
-    try:
-        # The scratch copy's outbox must never reach the real topics: no relay, and a topic prefix of its own.
-        scratch_env = {
-            **env,
-            "DATABASE_URL_ORDERS": pg.url(ARCHIVE_DATABASE),
-            "BROKAGE_OUTBOX_RELAY_MODE": "off",
-            "BROKAGE_KAFKA_TOPIC_PREFIX": "bench-scratch.",
-        }
-        manage(scratch_env, "migrate", "--database", "orders", "--no-input")
-        # Eligible today: MATCHED / CANCELED older than 90 days, REJECTED older than 30 days.
-        fill_started = time.monotonic()
-        pg.psql(
-            ARCHIVE_DATABASE,
-            "INSERT INTO orders (id, client_order_id, customer_id, asset_name, order_side, size, price, status,"  # noqa: S608
-            " rejection_reason, created_at, updated_at, version)"
-            " SELECT gen_random_uuid(), 'arch-' || g, 1 + g % 10000, 'AAPL', CASE WHEN g % 5 = 0 THEN 'SELL' ELSE"
-            " 'BUY' END, 1 + g % 100, 10.5, (ARRAY['MATCHED','MATCHED','CANCELED','REJECTED'])[1 + g % 4],"
-            " CASE WHEN g % 4 = 3 THEN 'INSUFFICIENT_BALANCE' END, now() - interval '95 days' - (g % 80) *"
-            f" interval '1 day', now() - interval '95 days', 3 FROM generate_series(1, {eligible}) g; ANALYZE orders;",
-        )
-        fill_seconds = time.monotonic() - fill_started
-        code, seconds, peak = peak_rss_of_command(
-            [PYTHON, "manage.py", "archive_orders"],
-            env=scratch_env,
-            cwd=ROOT,
-            log_path=OUT / "archive_orders.log",
-        )
-        archived = int(pg.psql(ARCHIVE_DATABASE, "SELECT count(*) FROM orders WHERE status = 'ARCHIVED'"))
-        startup = time.monotonic()
-        manage(scratch_env, "check")
-        startup = time.monotonic() - startup
-    finally:
-        pg.psql("postgres", f"DROP DATABASE IF EXISTS {ARCHIVE_DATABASE} WITH (FORCE)")
-    if code != 0:
-        return {"status": f"failed (exit {code}); see bench/out/archive_orders.log", "peak_rss_mb": peak}
-    return {
-        "status": "ran",
-        "eligible": eligible,
-        "archived": archived,
-        "seconds": seconds,
-        "django_startup_seconds": startup,
-        "rows_per_second": archived / seconds if seconds else None,
-        "peak_rss_mb": peak,
-        "fill_seconds": fill_seconds,
-    }
 
 
 def git_commit() -> str:
@@ -392,9 +148,23 @@ def main(argv: list[str] | None = None) -> int:
             say(f"seed: {have:,} bench orders already in the orders table (≥ {args.orders:,}); not reseeding (cached)")
             results["seed"] = {"cached": True, "seeded_orders": have}
         else:
-            say(f"seed: {have:,} bench orders there; seed_demo --customers {args.customers} --orders {args.orders}")
+            say(f"seed: {have:,} bench orders there; bench.seed --customers {args.customers} --orders {args.orders}")
             started = time.monotonic()
-            manage(env, "seed_demo", "--customers", str(args.customers), "--orders", str(args.orders), "--no-progress")
+            subprocess.run(
+                [
+                    PYTHON,
+                    "-m",
+                    "bench.seed",
+                    "--customers",
+                    str(args.customers),
+                    "--orders",
+                    str(args.orders),
+                    "--no-progress",
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
             results["seed"] = {"cached": False, "seconds": time.monotonic() - started, "seeded_orders": args.orders}
             say(f"seed: done in {results['seed']['seconds']:.0f}s")
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from brokage.auth import principal_of
+from brokage.auth import Role, customer_scope, principal_of
 
 TWO_PLACES = Decimal("0.01")
 
@@ -177,3 +177,70 @@ class InternalAdmin(ReadOnlyAdmin):
 
     def has_module_permission(self, request) -> bool:
         return self.has_view_permission(request)
+
+
+# The machinery every relational context has, listed the same way in each.
+
+
+class OutboxEventAdmin(InternalAdmin):
+    list_display = ["event_type", "aggregate_id", "status", "retry_count", "created_at", "published_at"]
+    list_filter = ["status", "event_type"]
+    search_fields = ["=aggregate_id"]
+    ordering = ["-created_at"]
+
+
+class ProcessedEventAdmin(InternalAdmin):
+    list_display = ["event_id", "event_type", "processed_at"]
+    list_filter = ["event_type"]
+    ordering = ["-processed_at"]
+
+
+class CustomerReplicaAdmin(InternalAdmin):
+    list_display = ["customer_id", "username", "role", "active", "tier_code", "updated_at"]
+    list_filter = ["role", "active", "tier_code"]
+    search_fields = ["=customer_id", "username", "email"]
+
+
+class BrokerAssignmentReplicaAdmin(InternalAdmin):
+    list_display = ["broker_id", "customer_id"]
+    search_fields = ["=broker_id", "=customer_id"]
+
+
+def customer_replicas_in_scope(request, replica_model, assignment_model):
+    """The customer replicas this employee may see (the API's scoping)."""
+    replicas = replica_model.objects.filter(role=Role.CUSTOMER)
+    scope = customer_scope(principal_of(request.user), assignment_model)
+    return replicas if scope is None else replicas.filter(customer_id__in=scope)
+
+
+class CustomerFilter(admin.SimpleListFilter):
+    """Customers by username (the 50 most recent); any id works as `?customer_id=` in the URL.
+
+    A context's subclass names its `replica_model` and `assignment_model`, and `field` when the
+    customer id of the listed rows is not their own `customer_id`.
+    """
+
+    title = "customer"
+    parameter_name = "customer_id"
+    field = "customer_id"
+    replica_model: type | None = None
+    assignment_model: type | None = None
+
+    def lookups(self, request, model_admin):
+        replicas = customer_replicas_in_scope(request, self.replica_model, self.assignment_model)
+        replicas = replicas.order_by("-customer_id")[:50]
+        choices = [(str(r.customer_id), r.username or f"customer {r.customer_id}") for r in replicas]
+        if self.value() and self.value() not in {value for value, _name in choices}:
+            choices.append((self.value(), f"customer {self.value()}"))
+        return choices
+
+    def has_output(self) -> bool:
+        return True  # a `?customer_id=` from a link filters even when the customer is not among the choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(**{self.field: int(value)})

@@ -2,14 +2,13 @@
 
 A context declares what it consumes in its `handlers.py`:
 
-    @handles("AssetReserved", context="orders")
-    def on_asset_reserved(event: dict) -> None:
-        ...one service call...
+    @handles("AssetReserved", context="orders", once=True)
+    def on_asset_reserved(event: dict) -> dict:
+        ...one service call, with the payload's fields as keyword arguments...
 
 Delivery is at least once (Kafka redelivers after a crash, the relay republishes after a kill),
-so every handler's effect must be idempotent: relational contexts wrap it in `handle_once`,
-which records the event id in the context's own `processed_events` table in the same
-transaction as the effect.
+so every handler's effect must be idempotent: `once=True` runs it in `handle_once`, which records
+the event id in the context's own `processed_events` table in the same transaction as the effect.
 
 A handler can fail in two ways (`brokage.transient`). Because a dependency is unavailable: the Kafka
 consumer keeps the message, pauses its partitions, commits nothing past it and tries again with
@@ -22,6 +21,7 @@ does the consumer move on. `manage.py dlq replay` sends it back once the cause i
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -30,6 +30,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 
+from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections, router, transaction
 
@@ -55,8 +56,15 @@ Handler = Callable[[dict], None]
 _handlers: dict[str, dict[str, list[Handler]]] = defaultdict(lambda: defaultdict(list))
 
 
-def handles(*event_types: str, context: str, batch: bool = False) -> Callable[[Handler], Handler]:
+def handles(
+    *event_types: str, context: str, batch: bool = False, once: bool = False, answer_duplicate: bool = False
+) -> Callable[[Handler], Handler]:
     """Register the decorated function as `context`'s handler for `event_types` ("*" for all).
+
+    `once=True`: the handler's effect and the event's marker in the context's `processed_events`
+    commit together (`handle_once`), so a redelivered event changes nothing; what the handler
+    returns is kept as the marker's `result`. `answer_duplicate=True` (with `once`): a command that
+    arrives again gets the replies its first handling published (`handle_once`).
 
     `batch=True`: the handler takes a list of envelopes and the Kafka consumer gives it everything
     of one poll at once (after the per-message handlers); it must stay idempotent per event. If the
@@ -64,13 +72,37 @@ def handles(*event_types: str, context: str, batch: bool = False) -> Callable[[H
     """
 
     def register(fn: Handler) -> Handler:
-        fn.batch = batch
+        handler = _exactly_once(fn, context, answer_duplicate=answer_duplicate) if once else fn
+        handler.batch = batch
         for event_type in event_types:
-            if fn not in _handlers[context][event_type]:
-                _handlers[context][event_type].append(fn)
-        return fn
+            if handler not in _handlers[context][event_type]:
+                _handlers[context][event_type].append(handler)
+        return handler
 
     return register
+
+
+def _exactly_once(effect: Callable[[dict], object], context: str, *, answer_duplicate: bool = False) -> Handler:
+    """`effect` inside `handle_once` with `context`'s processed-events model (looked up on first use,
+    when the app registry is ready)."""
+    processed_model: type[ProcessedEventBase] | None = None
+
+    @functools.wraps(effect)
+    def handler(event: dict) -> None:
+        nonlocal processed_model
+        if processed_model is None:
+            processed_model = processed_events_model(context)
+        handle_once(processed_model, event, functools.partial(effect, event), answer_duplicate=answer_duplicate)
+
+    return handler
+
+
+def processed_events_model(context: str) -> type[ProcessedEventBase]:
+    """The `processed_events` model of the context (app label) `context`."""
+    for model in apps.get_app_config(context).get_models():
+        if issubclass(model, ProcessedEventBase):
+            return model
+    raise LookupError(f"The {context} context has no processed_events model.")
 
 
 def consuming_contexts() -> list[str]:

@@ -11,7 +11,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpResponseRedirect
 
-from brokage.admin_display import ConsoleAdmin, InternalAdmin, admin_url, links_list
+from brokage.admin_display import (
+    ConsoleAdmin,
+    OutboxEventAdmin,
+    admin_url,
+    links_list,
+)
 from brokage.auth import Role, principal_of
 from brokage.errors import DomainError
 from customers import services
@@ -80,7 +85,7 @@ class CustomerAdmin(ServiceErrorsAsMessages, ConsoleAdmin):
 
     def get_queryset(self, request):
         """Brokers see their assigned customers only (the API's scoping)."""
-        return customer_list(principal=principal_of(request.user))
+        return customer_list(actor=principal_of(request.user))
 
     def get_search_results(self, request, queryset, search_term):
         # `=id` on an integer column: only a number can match it.
@@ -259,9 +264,4 @@ class NotificationPreferenceAdmin(ServiceErrorsAsMessages, ConsoleAdmin):
         )
 
 
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(InternalAdmin):
-    list_display = ["event_type", "aggregate_id", "status", "retry_count", "created_at", "published_at"]
-    list_filter = ["status", "event_type"]
-    search_fields = ["=aggregate_id"]
-    ordering = ["-created_at"]
+admin.site.register(OutboxEvent, OutboxEventAdmin)

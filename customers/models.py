@@ -4,6 +4,9 @@
 database (`default`).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin, UserManager
@@ -31,7 +34,13 @@ class CustomerTier(models.Model):
 
 class CustomerManager(UserManager):
     """Every customer, however it is made (API, admin, `createsuperuser`), is made by `customer_create`,
-    so its CustomerCreated event reaches the other contexts' read models."""
+    so its CustomerCreated event reaches the other contexts' read models.
+
+    The service sits above the models (it imports them), so it is handed to the manager when the app
+    is ready (`CustomersConfig.ready`) rather than imported from here.
+    """
+
+    customer_create: Callable[..., Customer] | None = None
 
     def get_queryset(self):
         # The tier rides along with every customer read: the rate limiter needs it on each request.
@@ -48,8 +57,6 @@ class CustomerManager(UserManager):
         return self._create_through_service(username, email, password, **extra_fields)
 
     def _create_through_service(self, username, email, password, **extra_fields):
-        from customers.services import customer_create  # services import this module
-
         tier = extra_fields.pop("tier", None)
         tier_code = extra_fields.pop("tier_code", None) or getattr(tier, "tier_code", tier) or "STANDARD"
         # `is_staff` follows the role (employees sign in to the admin); Django passes it, we derive it.
@@ -57,7 +64,7 @@ class CustomerManager(UserManager):
         unknown = set(extra_fields) - {"role", "phone", "is_superuser", "actor_id"}
         if unknown:
             raise TypeError(f"create_user() got unexpected fields: {', '.join(sorted(unknown))}")
-        return customer_create(
+        return type(self).customer_create(
             username=username,
             password=password,
             email=email or "",

@@ -1,7 +1,7 @@
 """Reads of the customers context, scoped to who is asking.
 
 ADMIN sees everyone, a BROKER the customers assigned to it (and itself), everyone else only
-itself. What a principal may not see does not exist for it: NotFound, never a hint.
+itself. What an actor may not see does not exist for it: NotFound, never a hint.
 """
 
 from __future__ import annotations
@@ -29,34 +29,34 @@ def customer_get_by_id(*, customer_id: int) -> Customer:
     return customer
 
 
-def customer_list(*, principal: Principal) -> QuerySet[Customer]:
-    """The customers `principal` may see, oldest first."""
-    scope = customer_scope(principal, BrokerAssignment)
+def customer_list(*, actor: Principal) -> QuerySet[Customer]:
+    """The customers `actor` may see, oldest first."""
+    scope = customer_scope(actor, BrokerAssignment)
     customers = Customer.objects.order_by("id")
     return customers if scope is None else customers.filter(pk__in=scope)
 
 
-def customer_get(*, principal: Principal, customer_id: int) -> Customer:
-    """One customer `principal` may see: itself, an assigned customer (brokers), anyone (admins)."""
-    if not isinstance(customer_id, int) or not 0 < customer_id <= MAX_ID or principal.user_id is None:
+def customer_get(*, actor: Principal, customer_id: int) -> Customer:
+    """One customer `actor` may see: itself, an assigned customer (brokers), anyone (admins)."""
+    if not isinstance(customer_id, int) or not 0 < customer_id <= MAX_ID or actor.user_id is None:
         raise NotFound(f"Customer {customer_id} not found.")
-    if not (principal.user_id == customer_id or can_act_for(principal, customer_id, BrokerAssignment)):
+    if not (actor.user_id == customer_id or can_act_for(actor, customer_id, BrokerAssignment)):
         raise NotFound(f"Customer {customer_id} not found.")
     return customer_get_by_id(customer_id=customer_id)
 
 
-def customer_editable_fields(*, principal: Principal, customer: Customer) -> frozenset[str]:
-    """What `principal` may change on `customer`: admins everything, a person its own contact details."""
-    if principal.is_admin:
+def customer_editable_fields(*, actor: Principal, customer: Customer) -> frozenset[str]:
+    """What `actor` may change on `customer`: admins everything, a person its own contact details."""
+    if actor.is_admin:
         return ADMIN_EDITABLE_FIELDS
-    if principal.user_id == customer.pk:
+    if actor.user_id == customer.pk:
         return SELF_EDITABLE_FIELDS
     return frozenset()
 
 
-def notification_preferences_get(*, principal: Principal, customer_id: int) -> NotificationPreference:
+def notification_preferences_get(*, actor: Principal, customer_id: int) -> NotificationPreference:
     """A customer's preferences, for the customer itself and admins only."""
-    if not (principal.is_admin or (principal.user_id is not None and principal.user_id == customer_id)):
+    if not (actor.is_admin or (actor.user_id is not None and actor.user_id == customer_id)):
         raise NotFound(f"Customer {customer_id} not found.")
     customer = customer_get_by_id(customer_id=customer_id)
     preferences = NotificationPreference.objects.filter(customer=customer).first()

@@ -32,6 +32,14 @@ CONTACTS = "customer_contacts"
 OUTBOUND_MESSAGES = "outbound_messages"
 CLAIMS = "notification_claims"
 
+
+class ReadStatus:
+    """A notification's `read_status`."""
+
+    UNREAD = "UNREAD"
+    READ = "READ"
+
+
 NOTIFICATION_INDEXES = [
     IndexSpec([("notification_id", 1)], "uniq_notification_id", unique=True),
     IndexSpec([("customer_id", 1), ("created_at", -1)], "idx_customer_created"),

@@ -12,12 +12,20 @@ CONTEXT = "notifications"
 
 @handles("CustomerCreated", "CustomerUpdated", context=CONTEXT)
 def on_customer_changed(event: dict) -> None:
+    """The whole event: the notification it sends is keyed by the event id."""
     services.customer_event_apply(event=event)
 
 
 @handles("NotificationPreferencesUpdated", context=CONTEXT)
 def on_notification_preferences_updated(event: dict) -> None:
-    services.customer_preferences_apply(event=event)
+    payload = event["payload"]
+    services.customer_preferences_apply(
+        customer_id=payload["customer_id"],
+        email_enabled=payload["email_enabled"],
+        sms_enabled=payload["sms_enabled"],
+        push_enabled=payload["push_enabled"],
+        preferences=payload.get("preferences"),
+    )
 
 
 @handles("OrderStatusChanged", "OrderCanceled", "OrderMatched", "BalanceChanged", context=CONTEXT, batch=True)

@@ -7,9 +7,10 @@ not need to hear about (the saga's intermediate steps, balance moves that an ord
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 
 from brokage.events import decimal_from
+from brokage.money import decimal_string
 
 
 class Priority:
@@ -50,8 +51,7 @@ def amount_text(value) -> str:
         number = decimal_from(value)
     except (InvalidOperation, TypeError, ValueError):
         return str(value)
-    text = format(number.normalize(), "f")
-    return "0" if number == Decimal(0) else text
+    return decimal_string(number, trim=True)
 
 
 def _order_phrase(payload: dict) -> str:

@@ -10,8 +10,7 @@ from django.utils import timezone
 from brokage.auth import Principal
 from brokage.documents import DocumentSequence, query_time
 from brokage.errors import InvalidInput, PermissionDenied
-from notifications.documents import CONTACTS, NOTIFICATIONS, notifications_database
-from notifications.services import ReadStatus
+from notifications.documents import CONTACTS, NOTIFICATIONS, ReadStatus, notifications_database
 
 NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
 

@@ -25,7 +25,7 @@ from brokage.documents import (
 )
 from brokage.errors import NotFound
 from notifications.delivery import CHANNELS, ChannelStatus, DeliveryBatch
-from notifications.documents import CLAIMS, CONTACTS, NOTIFICATIONS, notifications_database
+from notifications.documents import CLAIMS, CONTACTS, NOTIFICATIONS, ReadStatus, notifications_database
 from notifications.messages import NotificationContent, Priority, notification_content_for
 
 # uuid5 namespace for notification ids: the same event and type always give the same id.
@@ -34,11 +34,6 @@ NOTIFICATION_NAMESPACE = uuid.UUID("8f3c2a4e-5d1b-4c7a-9e0f-6b2d8a1c3e57")
 RETENTION_DAYS = {Priority.HIGH: 365, Priority.NORMAL: 90, Priority.LOW: 30}
 
 DEFAULT_PREFERENCES = {"email_enabled": True, "sms_enabled": False, "push_enabled": True, "preferences": {}}
-
-
-class ReadStatus:
-    UNREAD = "UNREAD"
-    READ = "READ"
 
 
 # --- contacts and preferences (read model of the customers context) ------------------------------------
@@ -74,19 +69,20 @@ def customer_event_apply(*, event: dict) -> str | None:
     return notification_create_for_event(event=event)
 
 
-def customer_preferences_apply(*, event: dict) -> None:
+def customer_preferences_apply(
+    *, customer_id: int, email_enabled: bool, sms_enabled: bool, push_enabled: bool, preferences: dict | None = None
+) -> None:
     """NotificationPreferencesUpdated: which channels the customer wants."""
-    payload = event["payload"]
-    customer_id = int(payload["customer_id"])
+    customer_id = int(customer_id)
     notifications_database()[CONTACTS].update_one(
         {"_id": customer_id},
         {
             "$set": {
                 "customer_id": customer_id,
-                "email_enabled": bool(payload["email_enabled"]),
-                "sms_enabled": bool(payload["sms_enabled"]),
-                "push_enabled": bool(payload["push_enabled"]),
-                "preferences": payload.get("preferences") or {},
+                "email_enabled": bool(email_enabled),
+                "sms_enabled": bool(sms_enabled),
+                "push_enabled": bool(push_enabled),
+                "preferences": preferences or {},
                 "updated_at": timezone.now(),
             }
         },

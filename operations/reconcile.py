@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from assets.selectors import BalanceBooks, ReservationBooks, balance_books_iter, reservation_iter_by_order
 from audit.selectors import audit_event_ids_iter
+from brokage.money import decimal_string
 from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
 from notifications.selectors import notification_source_event_ids_iter
 from orders.selectors import OrderBooks, order_iter_by_id
@@ -124,7 +125,7 @@ def _number(value: Decimal | None) -> str:
     """A decimal as a person writes it: 10, 12.5 (not 10.0000000000000000)."""
     if value is None:
         return "none"
-    return format(value.normalize(), "f") if value else "0"
+    return decimal_string(value, trim=True)
 
 
 def _plain(value):

@@ -17,8 +17,12 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
+from brokage import admin_display
 from brokage.admin_display import (
-    InternalAdmin,
+    BrokerAssignmentReplicaAdmin,
+    CustomerReplicaAdmin,
+    OutboxEventAdmin,
+    ProcessedEventAdmin,
     ReadOnlyAdmin,
     admin_url,
     customer_link,
@@ -41,36 +45,9 @@ from orders.selectors import order_amount, order_match_review
 MAX_MATCH_REVIEW = 500
 
 
-def _customers_in_scope(request):
-    """The customer replicas this employee may see (the API's scoping)."""
-    replicas = CustomerReplica.objects.using("orders").filter(role="CUSTOMER")
-    scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-    return replicas if scope is None else replicas.filter(customer_id__in=scope)
-
-
-class CustomerFilter(admin.SimpleListFilter):
-    """Customers by username (the 50 most recent); any id works as `?customer_id=` in the URL."""
-
-    title = "customer"
-    parameter_name = "customer_id"
-
-    def lookups(self, request, model_admin):
-        replicas = _customers_in_scope(request).order_by("-customer_id")[:50]
-        choices = [(str(r.customer_id), r.username or f"customer {r.customer_id}") for r in replicas]
-        if self.value() and self.value() not in {value for value, _name in choices}:
-            choices.append((self.value(), f"customer {self.value()}"))
-        return choices
-
-    def has_output(self) -> bool:
-        return True  # a `?customer_id=` from a link filters even when the customer is not among the choices
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(customer_id=int(value))
+class CustomerFilter(admin_display.CustomerFilter):
+    replica_model = CustomerReplica
+    assignment_model = BrokerAssignmentReplica
 
 
 class TierFilter(admin.SimpleListFilter):
@@ -373,29 +350,7 @@ def _safe_back(url: str) -> str:
     return url if url.startswith("/admin/") else admin_url("orders_order_changelist")
 
 
-@admin.register(CustomerReplica)
-class CustomerReplicaAdmin(InternalAdmin):
-    list_display = ["customer_id", "username", "role", "active", "tier_code", "updated_at"]
-    list_filter = ["role", "active", "tier_code"]
-    search_fields = ["=customer_id", "username", "email"]
-
-
-@admin.register(BrokerAssignmentReplica)
-class BrokerAssignmentReplicaAdmin(InternalAdmin):
-    list_display = ["broker_id", "customer_id"]
-    search_fields = ["=broker_id", "=customer_id"]
-
-
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(InternalAdmin):
-    list_display = ["event_type", "aggregate_id", "status", "retry_count", "created_at", "published_at"]
-    list_filter = ["status", "event_type"]
-    search_fields = ["=aggregate_id"]
-    ordering = ["-created_at"]
-
-
-@admin.register(ProcessedEvent)
-class ProcessedEventAdmin(InternalAdmin):
-    list_display = ["event_id", "event_type", "processed_at"]
-    list_filter = ["event_type"]
-    ordering = ["-processed_at"]
+admin.site.register(CustomerReplica, CustomerReplicaAdmin)
+admin.site.register(BrokerAssignmentReplica, BrokerAssignmentReplicaAdmin)
+admin.site.register(OutboxEvent, OutboxEventAdmin)
+admin.site.register(ProcessedEvent, ProcessedEventAdmin)

@@ -1,73 +1,53 @@
 """The events the orders context consumes: each handler is one service call, applied once per event id."""
 
-from brokage.consumers import handle_once, handles
+from brokage.consumers import handles
+from brokage.replicas import replica_handlers
 from orders import services
-from orders.models import OrderStatus, ProcessedEvent
+from orders.models import BrokerAssignmentReplica, CustomerReplica, OrderStatus
 
 CONTEXT = "orders"
 
-
-@handles("CustomerCreated", "CustomerUpdated", context=CONTEXT)
-def on_customer_changed(event: dict) -> None:
-    handle_once(ProcessedEvent, event, lambda: services.customer_replica_apply(event=event))
-
-
-@handles("BrokerCustomerAssigned", context=CONTEXT)
-def on_broker_customer_assigned(event: dict) -> None:
-    handle_once(ProcessedEvent, event, lambda: services.broker_assignment_replica_add(event=event))
+_replicas = replica_handlers(CONTEXT, customers=CustomerReplica, assignments=BrokerAssignmentReplica)
+on_customer_changed = _replicas.on_customer_changed
+on_broker_customer_assigned = _replicas.on_broker_customer_assigned
+on_broker_customer_unassigned = _replicas.on_broker_customer_unassigned
 
 
-@handles("BrokerCustomerUnassigned", context=CONTEXT)
-def on_broker_customer_unassigned(event: dict) -> None:
-    handle_once(ProcessedEvent, event, lambda: services.broker_assignment_replica_remove(event=event))
-
-
-@handles("OrderCreated", context=CONTEXT)
-def on_order_created(event: dict) -> None:
+@handles("OrderCreated", context=CONTEXT, once=True)
+def on_order_created(event: dict) -> dict:
     """Our own OrderCreated came back from the bus: the relay published it, so the saga has it."""
-    handle_once(
-        ProcessedEvent,
-        event,
-        lambda: services.order_status_apply(event=event, new_status=OrderStatus.PENDING_RESERVATION),
+    payload = event["payload"]
+    return services.order_status_apply(
+        order_id=payload["order_id"], new_status=OrderStatus.PENDING_RESERVATION, cause=event
     )
 
 
-@handles("AssetReserved", context=CONTEXT)
-def on_asset_reserved(event: dict) -> None:
-    handle_once(
-        ProcessedEvent,
-        event,
-        lambda: services.order_status_apply(event=event, new_status=OrderStatus.ASSET_RESERVED),
+@handles("AssetReserved", context=CONTEXT, once=True)
+def on_asset_reserved(event: dict) -> dict:
+    payload = event["payload"]
+    return services.order_status_apply(order_id=payload["order_id"], new_status=OrderStatus.ASSET_RESERVED, cause=event)
+
+
+@handles("AssetReservationFailed", context=CONTEXT, once=True)
+def on_asset_reservation_failed(event: dict) -> dict:
+    payload = event["payload"]
+    return services.order_status_apply(
+        order_id=payload["order_id"], new_status=OrderStatus.REJECTED, rejection_reason=payload["reason"], cause=event
     )
 
 
-@handles("AssetReservationFailed", context=CONTEXT)
-def on_asset_reservation_failed(event: dict) -> None:
-    handle_once(
-        ProcessedEvent,
-        event,
-        lambda: services.order_status_apply(
-            event=event, new_status=OrderStatus.REJECTED, rejection_reason=str(event["payload"]["reason"])[:255]
-        ),
-    )
-
-
-@handles("OrderExpired", context=CONTEXT)
-def on_order_expired(event: dict) -> None:
+@handles("OrderExpired", context=CONTEXT, once=True)
+def on_order_expired(event: dict) -> dict:
     """The saga gave up before confirming the order (never after: a confirmed order does not expire)."""
-    handle_once(
-        ProcessedEvent,
-        event,
-        lambda: services.order_status_apply(
-            event=event, new_status=OrderStatus.REJECTED, rejection_reason=str(event["payload"]["reason"])[:255]
-        ),
+    payload = event["payload"]
+    return services.order_status_apply(
+        order_id=payload["order_id"], new_status=OrderStatus.REJECTED, rejection_reason=payload["reason"], cause=event
     )
 
 
-@handles("OrderConfirmed", context=CONTEXT)
-def on_order_confirmed(event: dict) -> None:
-    handle_once(
-        ProcessedEvent,
-        event,
-        lambda: services.order_status_apply(event=event, new_status=OrderStatus.ORDER_CONFIRMED),
+@handles("OrderConfirmed", context=CONTEXT, once=True)
+def on_order_confirmed(event: dict) -> dict:
+    payload = event["payload"]
+    return services.order_status_apply(
+        order_id=payload["order_id"], new_status=OrderStatus.ORDER_CONFIRMED, cause=event
     )

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from brokage import replicas
 from brokage.auth import Principal, customer_scope
-from brokage.db import read_snapshot, rows_count, rows_select
+from brokage.db import read_snapshot, rows_count, rows_query, rows_select
 from brokage.errors import NotFound
 from brokage.tiers import DEFAULT_TIER, tier_priority
 from orders.models import SETTLED_STATUSES, BrokerAssignmentReplica, CustomerReplica, Order, OrderSide, OrderStatus
@@ -65,6 +65,13 @@ class OrderListing:
 
     def count(self) -> int:
         return rows_count(Order, ALIAS, self.conditions)
+
+    def statements(self, *, limit: int, offset: int = 0) -> dict[str, tuple[str, list] | None]:
+        """The SQL and parameters of one page and of the count, as `EXPLAIN` wants them (the benchmark)."""
+        return {
+            "page": rows_query(Order, ALIAS, self.conditions, order_by=NEWEST_FIRST, limit=limit, offset=offset),
+            "count": rows_query(Order, ALIAS, self.conditions, count=True),
+        }
 
 
 def order_list(

@@ -1,14 +1,7 @@
 """The assets endpoints: parse, call one service or selector, render."""
 
-import codecs
-import json
-from decimal import Decimal
-
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import ParseError
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,23 +14,7 @@ from assets.api.serializers import (
     WithdrawSerializer,
 )
 from brokage.auth import principal_of
-
-
-class DecimalJSONParser(JSONParser):
-    """JSON numbers with a fraction become Decimal, not float, so `"amount": 0.1` stays exactly 0.1."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        parser_context = parser_context or {}
-        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
-        try:
-            decoded_stream = codecs.getreader(encoding)(stream)
-            return json.load(decoded_stream, parse_float=Decimal, parse_constant=_reject_constant)
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}")
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a number")
+from brokage.parsers import DecimalJSONParser
 
 
 @extend_schema(
@@ -55,7 +32,7 @@ class AssetListView(ListAPIView):
     def get_queryset(self):
         filters = AssetFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        return selectors.asset_list(principal=principal_of(self.request.user), **filters.validated_data)
+        return selectors.asset_list(actor=principal_of(self.request.user), **filters.validated_data)
 
 
 @extend_schema(
@@ -68,12 +45,12 @@ class AssetMovementListView(ListAPIView):
 
     def get_queryset(self):
         return selectors.asset_movement_list(
-            principal=principal_of(self.request.user), asset_id=int(self.kwargs["asset_id"])
+            actor=principal_of(self.request.user), asset_id=int(self.kwargs["asset_id"])
         )
 
 
 class AssetDepositView(APIView):
-    parser_classes = [DecimalJSONParser]
+    parser_classes = [DecimalJSONParser]  # JSON only: a form-encoded amount is a 415
 
     @extend_schema(
         tags=["assets"],

@@ -87,7 +87,7 @@ class CustomerListCreateView(GenericAPIView):
 
     @extend_schema(tags=TAGS, responses=CustomerOutput(many=True), summary="Customers you may see")
     def get(self, request):
-        customers = selectors.customer_list(principal=principal_of(request.user))
+        customers = selectors.customer_list(actor=principal_of(request.user))
         page = self.paginate_queryset(customers)
         return self.get_paginated_response(CustomerOutput(page, many=True).data)
 
@@ -98,8 +98,8 @@ class CustomerListCreateView(GenericAPIView):
         summary="Create a customer, broker or admin (admins only)",
     )
     def post(self, request):
-        principal = principal_of(request.user)
-        if not principal.is_admin:
+        actor = principal_of(request.user)
+        if not actor.is_admin:
             raise PermissionDenied("Only administrators may create customers.")
         data = _valid(CustomerCreateInput, request.data)
         customer = services.customer_create(
@@ -109,7 +109,7 @@ class CustomerListCreateView(GenericAPIView):
             phone=data["phone"],
             tier_code=data["tier"],
             role=data["role"],
-            actor_id=principal.user_id,
+            actor_id=actor.user_id,
         )
         return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
 
@@ -117,15 +117,15 @@ class CustomerListCreateView(GenericAPIView):
 class CustomerMeView(APIView):
     @extend_schema(tags=TAGS, responses=CustomerOutput, summary="The signed-in customer")
     def get(self, request):
-        principal = principal_of(request.user)
-        customer = selectors.customer_get(principal=principal, customer_id=principal.user_id)
+        actor = principal_of(request.user)
+        customer = selectors.customer_get(actor=actor, customer_id=actor.user_id)
         return Response(CustomerOutput(customer).data)
 
 
 class CustomerDetailView(APIView):
     @extend_schema(tags=TAGS, parameters=[CUSTOMER_ID], responses=CustomerOutput, summary="One customer")
     def get(self, request, customer_id: int):
-        customer = selectors.customer_get(principal=principal_of(request.user), customer_id=int(customer_id))
+        customer = selectors.customer_get(actor=principal_of(request.user), customer_id=int(customer_id))
         return Response(CustomerOutput(customer).data)
 
     @extend_schema(
@@ -136,13 +136,13 @@ class CustomerDetailView(APIView):
         summary="Change a customer (admins: any field; a customer: its own email and phone)",
     )
     def patch(self, request, customer_id: int):
-        principal = principal_of(request.user)
-        customer = selectors.customer_get(principal=principal, customer_id=int(customer_id))
+        actor = principal_of(request.user)
+        customer = selectors.customer_get(actor=actor, customer_id=int(customer_id))
         data = _valid(CustomerUpdateInput, request.data)
-        forbidden = set(data) - selectors.customer_editable_fields(principal=principal, customer=customer)
+        forbidden = set(data) - selectors.customer_editable_fields(actor=actor, customer=customer)
         if forbidden:
             raise PermissionDenied(f"You may not change: {', '.join(sorted(forbidden))}.")
-        customer = services.customer_update(customer=customer, actor_id=principal.user_id, **data)
+        customer = services.customer_update(customer=customer, actor_id=actor.user_id, **data)
         return Response(CustomerOutput(customer).data)
 
 
@@ -183,7 +183,7 @@ class NotificationPreferencesView(APIView):
     )
     def get(self, request, customer_id: int):
         preferences = selectors.notification_preferences_get(
-            principal=principal_of(request.user), customer_id=int(customer_id)
+            actor=principal_of(request.user), customer_id=int(customer_id)
         )
         return Response(NotificationPreferencesOutput(preferences).data)
 
@@ -195,11 +195,11 @@ class NotificationPreferencesView(APIView):
         summary="Replace a customer's notification preferences",
     )
     def put(self, request, customer_id: int):
-        principal = principal_of(request.user)
-        selectors.notification_preferences_get(principal=principal, customer_id=int(customer_id))
+        actor = principal_of(request.user)
+        selectors.notification_preferences_get(actor=actor, customer_id=int(customer_id))
         data = _valid(NotificationPreferencesInput, request.data)
         preferences = services.notification_preferences_update(
-            customer_id=int(customer_id), actor_id=principal.user_id, **data
+            customer_id=int(customer_id), actor_id=actor.user_id, **data
         )
         return Response(NotificationPreferencesOutput(preferences).data)
 

@@ -7,7 +7,6 @@ import uuid
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +15,6 @@ from brokage.api import Pagination
 from brokage.auth import principal_of
 from brokage.deferred import defer_response, register_waiter
 from orders import selectors, services
-from orders.api.parsers import DecimalJSONParser
 from orders.api.serializers import OrderCreateSerializer, OrderFilterSerializer, OrderSerializer
 
 MAX_WAIT_SECONDS = 30
@@ -42,7 +40,6 @@ def prefer_wait_seconds(header: str) -> int | None:
 
 
 class OrderCollectionView(APIView):
-    parser_classes = [DecimalJSONParser, FormParser, MultiPartParser]
     pagination_class = Pagination
 
     @extend_schema(

@@ -4,6 +4,7 @@ Movements are read back as a user of the API and the admin would see them; the b
 through the real paths (the deposit service, the saga's commands delivered as a consumer does).
 """
 
+import io
 from decimal import Decimal
 from importlib import import_module
 from types import SimpleNamespace
@@ -233,10 +234,10 @@ def test_the_admin_links_a_balance_to_its_read_only_ledger(client, people):
 
 
 def test_the_bulk_seed_opens_the_ledger_of_the_balances_it_creates_once():
-    from django.core.management import call_command
+    from bench.seed import BulkSeeder
 
-    call_command("seed_demo", customers=3, no_progress=True)
-    call_command("seed_demo", customers=4, no_progress=True)  # tops up: one more customer
+    BulkSeeder(stdout=io.StringIO(), batch_size=10_000, progress=False).run(customers=3, orders=0)
+    BulkSeeder(stdout=io.StringIO(), batch_size=10_000, progress=False).run(customers=4, orders=0)  # tops up
 
     assert Asset.objects.using("assets").count() == 4
     assert AssetMovement.objects.using("assets").filter(kind="DEPOSIT", reference="seed_demo").count() == 4

@@ -5,7 +5,7 @@ from tqdm import tqdm
 
 from brokage.commands import BrokageCommand, date_or_datetime, non_negative_int, positive_int
 from orders.models import OrderStatus
-from orders.services import (
+from orders.services.archival import (
     ARCHIVE_AFTER_DAYS,
     DEFAULT_ARCHIVE_BATCH_SIZE,
     DEFAULT_ARCHIVE_RETENTION_DAYS,

@@ -1,112 +1,41 @@
-"""The employees' view of balances and reservations, and the deposit / withdraw forms.
+"""The balances page, with its deposit and withdraw forms."""
 
-Balances change only through `assets.services`: a deposit or withdrawal made here is the API's
-`asset_deposit` / `asset_withdraw`, with the same checks (who may, the IBAN, what is usable). Each is
-shown for confirmation first and leaves a `LogEntry` on the balance after it is made.
-"""
-
-import uuid
 from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
 from assets import services
+from assets.admin.common import (
+    LOW_SHARE,
+    CustomerFilter,
+    LowBalanceFilter,
+    customer_search,
+    customers_in_scope,
+    username_of,
+)
 from assets.api.serializers import DepositSerializer, WithdrawSerializer
 from assets.models import (
     Asset,
-    AssetMovement,
-    AssetReservation,
-    BrokerAssignmentReplica,
     CustomerReplica,
-    OutboxEvent,
-    ProcessedEvent,
 )
 from assets.selectors import asset_get, asset_list
 from brokage.admin_display import (
-    InternalAdmin,
     ReadOnlyAdmin,
     admin_url,
     amount_text,
     customer_link,
     links_list,
     numeric,
-    short_id,
-    status_badge,
 )
-from brokage.auth import customer_scope, principal_of
+from brokage.auth import principal_of
 from brokage.errors import DomainError
-
-LOW_SHARE = Decimal("0.1")
-
-
-def _customers_in_scope(request):
-    replicas = CustomerReplica.objects.filter(role="CUSTOMER")
-    scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-    return replicas if scope is None else replicas.filter(customer_id__in=scope)
-
-
-def _username_of(customer_id: int) -> str | None:
-    replica = CustomerReplica.objects.filter(customer_id=customer_id).first()
-    return replica.username if replica else None
-
-
-def _customer_search(term: str) -> Q:
-    """Rows of customers whose username or e-mail contains `term`, or whose id it is."""
-    named = CustomerReplica.objects.filter(Q(username__icontains=term) | Q(email__icontains=term))
-    matches = Q(customer_id__in=named.values("customer_id"))
-    if term.isdigit() and len(term) < 19:
-        matches |= Q(customer_id=int(term))
-    return matches
-
-
-class LowBalanceFilter(admin.SimpleListFilter):
-    """The rows `idx_assets_low_balance` covers: less than a tenth of the holding is usable."""
-
-    title = "usable balance"
-    parameter_name = "low_balance"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Low (usable < 10% of size)")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(usable_size__lt=F("size") * LOW_SHARE)
-        return queryset
-
-
-class CustomerFilter(admin.SimpleListFilter):
-    title = "customer"
-    parameter_name = "customer_id"
-    field = "customer_id"
-
-    def lookups(self, request, model_admin):
-        replicas = _customers_in_scope(request).order_by("-customer_id")[:50]
-        choices = [(str(r.customer_id), r.username or f"customer {r.customer_id}") for r in replicas]
-        if self.value() and self.value() not in {value for value, _name in choices}:
-            choices.append((self.value(), f"customer {self.value()}"))
-        return choices
-
-    def has_output(self) -> bool:
-        return True  # a `?customer_id=` from a link filters even when the customer is not among the choices
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
-            return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(**{self.field: int(value)})
-
-
-class ReservationCustomerFilter(CustomerFilter):
-    field = "asset__customer_id"
 
 
 @admin.register(Asset)
@@ -143,17 +72,17 @@ class AssetAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         """The balances this employee may see (brokers: their assigned customers), as the API's list."""
         username = CustomerReplica.objects.filter(customer_id=OuterRef("customer_id")).values("username")[:1]
-        return asset_list(principal=principal_of(request.user)).annotate(customer_username=Subquery(username))
+        return asset_list(actor=principal_of(request.user)).annotate(customer_username=Subquery(username))
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(_customer_search(term) | Q(asset_name=term.upper())), False
+        return queryset.filter(customer_search(term) | Q(asset_name=term.upper())), False
 
     @admin.display(description="customer", ordering="customer_id")
     def customer_shown(self, asset: Asset):
-        username = getattr(asset, "customer_username", None) or _username_of(asset.customer_id)
+        username = getattr(asset, "customer_username", None) or username_of(asset.customer_id)
         return customer_link(asset.customer_id, username)
 
     @admin.display(description="size", ordering="size")
@@ -226,7 +155,7 @@ class AssetAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         form_class = DepositForm if kind == "deposit" else WithdrawForm
-        customers = _customers_in_scope(request).order_by("username")
+        customers = customers_in_scope(request).order_by("username")
         if request.method == "POST":
             form = form_class(request.POST, customers=customers)
         else:
@@ -262,7 +191,7 @@ class AssetAdmin(ReadOnlyAdmin):
         self.log_change(request, asset, message)
         self.message_user(
             request,
-            f"{message} {asset.asset_name} of {_username_of(asset.customer_id) or asset.customer_id} is now "
+            f"{message} {asset.asset_name} of {username_of(asset.customer_id) or asset.customer_id} is now "
             f"{amount_text(asset.size, asset.asset_name)} ({amount_text(asset.usable_size, asset.asset_name)} usable).",
             messages.SUCCESS,
         )
@@ -278,7 +207,7 @@ class AssetAdmin(ReadOnlyAdmin):
             sign = 1 if kind == "deposit" else -1
             data = {
                 **data,
-                "customer": customer_link(data["customer_id"], _username_of(data["customer_id"])),
+                "customer": customer_link(data["customer_id"], username_of(data["customer_id"])),
                 "amount_text": amount_text(data["amount"], data["asset_name"], exact=True),
                 "size_before": amount_text(size, data["asset_name"], exact=True),
                 "size_after": amount_text(size + sign * data["amount"], data["asset_name"], exact=True),
@@ -369,193 +298,3 @@ def _add_domain_error(form: forms.Form, exc: DomainError) -> None:
             form.add_error(field if field in form.fields else None, [str(problem) for problem in problems])
     else:
         form.add_error(None, str(exc.detail))
-
-
-@admin.register(AssetMovement)
-class AssetMovementAdmin(ReadOnlyAdmin):
-    """The ledger, append-only: read here, never edited. A balance's and an order's pages link to
-    their movements (`?asset_id=` / `?order_id=`)."""
-
-    list_display = [
-        "id",
-        "created_at",
-        "customer_shown",
-        "asset_name",
-        "kind",
-        "size_delta_shown",
-        "usable_delta_shown",
-        "size_after_shown",
-        "usable_after_shown",
-        "order_shown",
-        "reference",
-    ]
-    list_filter = ["kind", "asset_name"]
-    search_fields = ["=customer_id", "=order_id", "=reference"]
-    ordering = ["-id"]
-    show_full_result_count = False  # the ledger grows by millions of rows; no COUNT(*) per page
-
-    def lookup_allowed(self, lookup, value, request=None) -> bool:
-        return lookup in {"asset_id", "order_id"} or super().lookup_allowed(lookup, value, request)
-
-    def get_queryset(self, request):
-        movements = super().get_queryset(request)
-        scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-        if scope is not None:
-            movements = movements.filter(customer_id__in=scope)
-        username = CustomerReplica.objects.filter(customer_id=OuterRef("customer_id")).values("username")[:1]
-        return movements.annotate(customer_username=Subquery(username))
-
-    @admin.display(description="customer", ordering="customer_id")
-    def customer_shown(self, movement: AssetMovement):
-        return customer_link(movement.customer_id, getattr(movement, "customer_username", None))
-
-    @admin.display(description="size Δ")
-    def size_delta_shown(self, movement: AssetMovement):
-        return numeric(amount_text(movement.size_delta, movement.asset_name))
-
-    @admin.display(description="usable Δ")
-    def usable_delta_shown(self, movement: AssetMovement):
-        return numeric(amount_text(movement.usable_delta, movement.asset_name))
-
-    @admin.display(description="size after")
-    def size_after_shown(self, movement: AssetMovement):
-        return numeric(amount_text(movement.size_after, movement.asset_name))
-
-    @admin.display(description="usable after")
-    def usable_after_shown(self, movement: AssetMovement):
-        return numeric(amount_text(movement.usable_after, movement.asset_name))
-
-    @admin.display(description="order")
-    def order_shown(self, movement: AssetMovement):
-        if movement.order_id is None:
-            return "—"
-        return format_html(
-            '<a href="{}">{}</a>', admin_url("orders_order_change", movement.order_id), short_id(movement.order_id)
-        )
-
-
-@admin.register(AssetReservation)
-class AssetReservationAdmin(ReadOnlyAdmin):
-    list_display = [
-        "reservation_shown",
-        "order_shown",
-        "customer_shown",
-        "asset_name",
-        "amount_shown",
-        "status_shown",
-        "created_at",
-        "expires_at",
-    ]
-    list_display_links = ["reservation_shown"]
-    list_filter = ["status", "asset__asset_name", ReservationCustomerFilter]
-    search_fields = ["=order_id"]  # get_search_results
-    search_help_text = "An order id, or a customer's username, e-mail or id."
-    list_select_related = ["asset"]
-    date_hierarchy = "created_at"
-    fields = [
-        "id",
-        "order_shown",
-        "customer_shown",
-        "asset_link",
-        "amount",
-        "status_shown",
-        "created_at",
-        "expires_at",
-        "related_records",
-    ]
-    readonly_fields = fields
-
-    def lookup_allowed(self, lookup, value, request=None) -> bool:
-        # One balance's reservations, as its page links them.
-        return lookup == "asset__id__exact" or super().lookup_allowed(lookup, value, request)
-
-    def get_queryset(self, request):
-        reservations = super().get_queryset(request)
-        scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-        if scope is not None:
-            reservations = reservations.filter(asset__customer_id__in=scope)
-        username = CustomerReplica.objects.filter(customer_id=OuterRef("asset__customer_id")).values("username")[:1]
-        return reservations.annotate(customer_username=Subquery(username))
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        try:
-            return queryset.filter(order_id=uuid.UUID(term)), False
-        except ValueError:
-            pass
-        customers = _customer_search(term)
-        return queryset.filter(asset__customer_id__in=Asset.objects.filter(customers).values("customer_id")), False
-
-    @admin.display(description="reservation", ordering="id")
-    def reservation_shown(self, reservation: AssetReservation):
-        return format_html('<span class="mono" title="{}">{}</span>', reservation.id, short_id(reservation.id))
-
-    @admin.display(description="order", ordering="order_id")
-    def order_shown(self, reservation: AssetReservation):
-        return format_html(
-            '<a class="mono" href="{}" title="{}">{}</a>',
-            admin_url("orders_order_change", reservation.order_id),
-            reservation.order_id,
-            short_id(reservation.order_id),
-        )
-
-    @admin.display(description="customer", ordering="asset__customer_id")
-    def customer_shown(self, reservation: AssetReservation):
-        username = getattr(reservation, "customer_username", None) or _username_of(reservation.asset.customer_id)
-        return customer_link(reservation.asset.customer_id, username)
-
-    @admin.display(description="asset", ordering="asset__asset_name")
-    def asset_name(self, reservation: AssetReservation) -> str:
-        return reservation.asset.asset_name
-
-    @admin.display(description="balance")
-    def asset_link(self, reservation: AssetReservation):
-        return links_list([(str(reservation.asset), admin_url("assets_asset_change", reservation.asset_id))])
-
-    @admin.display(description="amount", ordering="amount")
-    def amount_shown(self, reservation: AssetReservation):
-        return numeric(amount_text(reservation.amount, reservation.asset.asset_name))
-
-    @admin.display(description="status", ordering="status")
-    def status_shown(self, reservation: AssetReservation):
-        return status_badge(reservation.status)
-
-    @admin.display(description="related records")
-    def related_records(self, reservation: AssetReservation):
-        return links_list(
-            [
-                ("order", admin_url("orders_order_change", reservation.order_id)),
-                ("saga", admin_url("processor_sagainstance_changelist", query={"q": reservation.order_id})),
-                ("balance", admin_url("assets_asset_change", reservation.asset_id)),
-                ("customer", admin_url("customers_customer_change", reservation.asset.customer_id)),
-            ]
-        )
-
-
-@admin.register(CustomerReplica)
-class CustomerReplicaAdmin(InternalAdmin):
-    list_display = ["customer_id", "username", "role", "active", "tier_code", "updated_at"]
-    search_fields = ["=customer_id", "username", "email"]
-
-
-@admin.register(BrokerAssignmentReplica)
-class BrokerAssignmentReplicaAdmin(InternalAdmin):
-    list_display = ["broker_id", "customer_id"]
-    search_fields = ["=broker_id", "=customer_id"]
-
-
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(InternalAdmin):
-    list_display = ["event_type", "aggregate_id", "status", "retry_count", "created_at", "published_at"]
-    list_filter = ["status", "event_type"]
-    search_fields = ["=aggregate_id"]
-    ordering = ["-created_at"]
-
-
-@admin.register(ProcessedEvent)
-class ProcessedEventAdmin(InternalAdmin):
-    list_display = ["event_id", "event_type", "processed_at"]
-    list_filter = ["event_type"]
-    ordering = ["-processed_at"]

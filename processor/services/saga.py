@@ -14,48 +14,33 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from decimal import Decimal, Inexact, localcontext
 
-from django.conf import settings
 from django.db import router, transaction
 from django.utils import timezone
 
-from brokage import replicas
 from brokage.db import instance_insert, row_get, row_insert, row_update
 from brokage.events import caused_by, decimal_from
-from brokage.outbox import OutboxStatus, outbox_write
-from brokage.relay import relay_wake
+from brokage.money import decimal_string
+from brokage.outbox import outbox_write
 from brokage.tiers import DEFAULT_TIER, tier_priority
 from processor.models import (
-    AWAITING_REPLY_STATES,
-    EXPIRABLE_STATES,
     CustomerReplica,
     MatchingQueueEntry,
-    OutboxEvent,
     SagaInstance,
     SagaState,
     SagaType,
 )
-from processor.selectors import SAGA_STUCK_AFTER_SECONDS, saga_list_waiting
 
 logger = logging.getLogger(__name__)
 
 CONTEXT = "processor"
 QUOTE_ASSET = "TRY"
 AGGREGATE_TYPE = "Order"
-# After this many re-sent commands a saga is parked as STUCK for an admin.
-SAGA_MAX_RETRIES = int(getattr(settings, "PROCESSOR_SAGA_MAX_RETRIES", 5))
 
 
-def _alias() -> str:
+def saga_alias() -> str:
     return router.db_for_write(SagaInstance)
-
-
-def decimal_string(value: Decimal) -> str:
-    """Plain notation (never `1E-7`): the event schemas accept only digits and one point."""
-    return format(value, "f")
 
 
 def reservation_for(*, order_side: str, asset_name: str, size: Decimal, price: Decimal) -> tuple[str, Decimal]:
@@ -77,7 +62,9 @@ def _order_id(value) -> uuid.UUID:
 
 def _saga(order_id, *, lock: bool = False) -> SagaInstance | None:
     """The order's saga, if it has one; `lock`: `SELECT … FOR UPDATE`, for a step that moves it."""
-    return row_get(SagaInstance, _alias(), for_update=lock, saga_type=SagaType.ORDER, aggregate_id=_order_id(order_id))
+    return row_get(
+        SagaInstance, saga_alias(), for_update=lock, saga_type=SagaType.ORDER, aggregate_id=_order_id(order_id)
+    )
 
 
 def _locked_saga(order_id) -> SagaInstance | None:
@@ -88,27 +75,27 @@ def _saga_step():
     """The transaction of a saga step. A step runs only inside its event's handle_once (with the
     event's processed marker) and raises instead of recovering, so a savepoint of its own would cost
     two round trips and undo nothing the enclosing rollback does not."""
-    return transaction.atomic(using=_alias(), savepoint=False)
+    return transaction.atomic(using=saga_alias(), savepoint=False)
 
 
-def _move(saga: SagaInstance, state: str, **payload_changes) -> None:
+def saga_move(saga: SagaInstance, state: str, **payload_changes) -> None:
     saga.current_state = state
     saga.payload = {**saga.payload, **payload_changes}
     saga.updated_at = timezone.now()
     # Only what a step changes (a resume also resets retry_count): the type, order and creation time never move.
-    row_update(saga, _alias(), ["current_state", "payload", "updated_at", "retry_count"])
+    row_update(saga, saga_alias(), ["current_state", "payload", "updated_at", "retry_count"])
 
 
-def _publish(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict | None, actor_id=None) -> dict:
+def saga_publish(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict | None, actor_id=None) -> dict:
     chain = caused_by(cause) if cause else {"actor_id": actor_id}
     return outbox_write(
         CONTEXT, event_type, aggregate_type=AGGREGATE_TYPE, aggregate_id=saga.aggregate_id, payload=payload, **chain
     )
 
 
-def _command(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict | None) -> None:
+def saga_command(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict | None) -> None:
     """Send a command the saga waits on, and remember it so a stuck saga can send it again."""
-    envelope = _publish(event_type, saga=saga, payload=payload, cause=cause)
+    envelope = saga_publish(event_type, saga=saga, payload=payload, cause=cause)
     saga.payload = {
         **saga.payload,
         "last_command": {"event_type": event_type, "event_id": envelope["event_id"], "payload": envelope["payload"]},
@@ -116,7 +103,7 @@ def _command(event_type: str, *, saga: SagaInstance, payload: dict, cause: dict 
 
 
 def _release_command(saga: SagaInstance, cause: dict | None, *, reason: str = "RELEASE") -> None:
-    _command(
+    saga_command(
         "ReleaseAssets",
         saga=saga,
         payload={
@@ -130,50 +117,32 @@ def _release_command(saga: SagaInstance, cause: dict | None, *, reason: str = "R
 
 
 def _drop_queue_entry(order_id: uuid.UUID) -> None:
-    MatchingQueueEntry.objects.using(_alias()).filter(order_id=order_id).delete()
-
-
-# --- Customer tiers (read model) -------------------------------------------------------------------
-
-
-def customer_replica_upsert(
-    *,
-    customer_id: int,
-    role: str,
-    active: bool,
-    tier_code: str,
-    occurred_at: datetime | None = None,
-    username: str = "",
-    email: str = "",
-) -> CustomerReplica:
-    """Remember a customer's tier; an older event never overwrites a newer one."""
-    replica, _applied = replicas.customer_replica_apply(
-        CustomerReplica,
-        customer_id=customer_id,
-        username=username,
-        email=email,
-        role=role,
-        active=active,
-        tier_code=tier_code,
-        as_of=occurred_at or timezone.now(),
-    )
-    return replica
+    MatchingQueueEntry.objects.using(saga_alias()).filter(order_id=order_id).delete()
 
 
 # --- The saga --------------------------------------------------------------------------------------
 
 
-def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None:
+def saga_start(
+    *,
+    order_id,
+    customer_id: int,
+    asset_name: str,
+    order_side: str,
+    size: Decimal | str,
+    price: Decimal | str,
+    cause: dict | None = None,
+) -> SagaInstance | None:
     """OrderCreated: open the order's saga in RESERVING and ask assets to reserve what it needs.
 
     Returns None when the order already has a saga (a redelivered or late OrderCreated).
     """
-    order_id = _order_id(order["order_id"])
-    size, price = decimal_from(order["size"]), decimal_from(order["price"])
+    order_id = _order_id(order_id)
+    size, price = decimal_from(size), decimal_from(price)
     reserve_asset_name, reserve_amount = reservation_for(
-        order_side=order["order_side"], asset_name=order["asset_name"], size=size, price=price
+        order_side=order_side, asset_name=asset_name, size=size, price=price
     )
-    alias = _alias()
+    alias = saga_alias()
     if _saga(order_id) is not None:
         return None  # the saga exists: this OrderCreated was already handled (or the cancel came first)
     # No savepoint: a concurrent consumer that inserted the same saga in between makes the insert
@@ -186,16 +155,16 @@ def saga_start(*, order: dict, cause: dict | None = None) -> SagaInstance | None
             current_state=SagaState.RESERVING,
             payload={
                 "order_id": str(order_id),
-                "customer_id": order["customer_id"],
-                "asset_name": order["asset_name"],
-                "order_side": order["order_side"],
+                "customer_id": customer_id,
+                "asset_name": asset_name,
+                "order_side": order_side,
                 "size": decimal_string(size),
                 "price": decimal_string(price),
                 "reserve_asset_name": reserve_asset_name,
                 "reserve_amount": decimal_string(reserve_amount),
             },
         )
-        _command("ReserveAssets", saga=saga, payload={"saga_id": str(saga.saga_id), **saga.payload}, cause=cause)
+        saga_command("ReserveAssets", saga=saga, payload={"saga_id": str(saga.saga_id), **saga.payload}, cause=cause)
         instance_insert(saga, alias)
     return saga
 
@@ -205,7 +174,7 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
 
     Returns the state the saga moved to, or None when the event changed nothing.
     """
-    alias = _alias()
+    alias = saga_alias()
     with _saga_step():
         saga = _locked_saga(order_id)
         if saga is None:
@@ -216,7 +185,7 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
             expired = saga.current_state == SagaState.EXPIRED
             saga.payload = {**saga.payload, "reservation_id": reservation_id}
             _release_command(saga, cause, reason="EXPIRED" if expired else "RELEASE")
-            _move(saga, SagaState.COMPENSATING)
+            saga_move(saga, SagaState.COMPENSATING)
             return saga.current_state
         if saga.current_state != SagaState.RESERVING:
             return None
@@ -242,7 +211,7 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
             },
             skip_conflict_on="order_id",
         )
-        _publish(
+        saga_publish(
             "OrderConfirmed",
             saga=saga,
             payload={
@@ -254,7 +223,7 @@ def saga_reservation_confirm(*, order_id, reservation_id: str | None = None, cau
             },
             cause=cause,
         )
-        _move(saga, SagaState.CONFIRMED, tier_code=tier_code, priority=priority)
+        saga_move(saga, SagaState.CONFIRMED, tier_code=tier_code, priority=priority)
         return saga.current_state
 
 
@@ -264,14 +233,14 @@ def saga_reservation_fail(*, order_id, reason: str, cause: dict | None = None) -
         saga = _locked_saga(order_id)
         if saga is None or saga.current_state not in {SagaState.RESERVING, SagaState.CANCEL_REQUESTED}:
             return None
-        _move(saga, SagaState.FAILED, failure_reason=reason)
+        saga_move(saga, SagaState.FAILED, failure_reason=reason)
         return saga.current_state
 
 
-def saga_cancel(*, order: dict, cause: dict | None = None) -> str | None:
+def saga_cancel(*, order_id, customer_id: int, cause: dict | None = None) -> str | None:
     """OrderCanceled: release the reservation now, or as soon as it lands if it is still being made."""
-    order_id = _order_id(order["order_id"])
-    alias = _alias()
+    order_id = _order_id(order_id)
+    alias = saga_alias()
     with _saga_step():
         saga = _locked_saga(order_id)
         if saga is None:
@@ -280,16 +249,16 @@ def saga_cancel(*, order: dict, cause: dict | None = None) -> str | None:
                 saga_type=SagaType.ORDER,
                 aggregate_id=order_id,
                 current_state=SagaState.CANCELED,
-                payload={"order_id": str(order_id), "customer_id": order["customer_id"]},
+                payload={"order_id": str(order_id), "customer_id": customer_id},
             )
             return SagaState.CANCELED
         if saga.current_state == SagaState.RESERVING:
-            _move(saga, SagaState.CANCEL_REQUESTED)
+            saga_move(saga, SagaState.CANCEL_REQUESTED)
             return saga.current_state
         if saga.current_state in {SagaState.RESERVED, SagaState.CONFIRMED}:
             _drop_queue_entry(order_id)
             _release_command(saga, cause)
-            _move(saga, SagaState.RELEASING)
+            saga_move(saga, SagaState.RELEASING)
             return saga.current_state
         return None
 
@@ -305,24 +274,24 @@ def saga_release_complete(*, order_id, saga_id: str | None = None, cause: dict |
         if saga is None:
             return None
         if saga.current_state == SagaState.RELEASING:
-            _move(saga, SagaState.RELEASED)
+            saga_move(saga, SagaState.RELEASED)
         elif saga.current_state == SagaState.COMPENSATING:
-            _move(saga, SagaState.COMPENSATED)
+            saga_move(saga, SagaState.COMPENSATED)
         else:
             return None
         return saga.current_state
 
 
-def saga_settle(*, order: dict, cause: dict | None = None) -> str | None:
+def saga_settle(*, order_id, cause: dict | None = None) -> str | None:
     """OrderMatched: take the order out of the queue and ask assets to move the balances."""
     with _saga_step():
-        saga = _locked_saga(order["order_id"])
+        saga = _locked_saga(order_id)
         if saga is None or saga.current_state not in {SagaState.RESERVED, SagaState.CONFIRMED}:
             return None
         size, price = decimal_from(saga.payload["size"]), decimal_from(saga.payload["price"])
         _, amount = reservation_for(order_side="BUY", asset_name=QUOTE_ASSET, size=size, price=price)
         _drop_queue_entry(saga.aggregate_id)
-        _command(
+        saga_command(
             "SettleAssets",
             saga=saga,
             payload={
@@ -334,7 +303,7 @@ def saga_settle(*, order: dict, cause: dict | None = None) -> str | None:
             },
             cause=cause,
         )
-        _move(saga, SagaState.SETTLING)
+        saga_move(saga, SagaState.SETTLING)
         return saga.current_state
 
 
@@ -344,152 +313,5 @@ def saga_complete(*, order_id, cause: dict | None = None) -> str | None:
         saga = _locked_saga(order_id)
         if saga is None or saga.current_state != SagaState.SETTLING:
             return None
-        _move(saga, SagaState.COMPLETED)
+        saga_move(saga, SagaState.COMPLETED)
         return saga.current_state
-
-
-# --- Expiry of sagas that were never confirmed ------------------------------------------------------
-
-
-def reservation_ttl() -> timedelta:
-    """How long a saga may wait for its reservation before the order is rejected (settings.RESERVATION_TTL_SECONDS)."""
-    return timedelta(seconds=float(settings.RESERVATION_TTL_SECONDS))
-
-
-def _expire(saga: SagaInstance) -> None:
-    """Reject the order (OrderExpired) and end the saga EXPIRED. Nothing is released here: the saga
-    does not know whether a reservation was made; one that lands later is released on arrival."""
-    _publish(
-        "OrderExpired",
-        saga=saga,
-        payload={
-            "saga_id": str(saga.saga_id),
-            "order_id": str(saga.aggregate_id),
-            "customer_id": saga.payload["customer_id"],
-            "reason": "RESERVATION_EXPIRED",
-        },
-        cause=None,
-    )
-    _move(saga, SagaState.EXPIRED, expired_from=saga.current_state)
-
-
-def saga_expire_stalled(*, now: datetime | None = None, limit: int = 1000) -> list[str]:
-    """Expire the sagas still waiting for their reservation `reservation_ttl()` after they started.
-
-    Only a saga that never heard back from assets expires (RESERVING, or STUCK there). The
-    expiry and the reservation's arrival take the same saga row lock, so they resolve to one
-    outcome: either the order is confirmed and keeps its reservation until it settles or is
-    canceled, or it is rejected and a reservation that lands afterwards is released.
-    Returns the order ids expired.
-    """
-    alias = _alias()
-    cutoff = (now or timezone.now()) - reservation_ttl()
-    candidates = (
-        SagaInstance.objects.using(alias)
-        .filter(created_at__lte=cutoff, current_state__in=[*EXPIRABLE_STATES, SagaState.STUCK])
-        .order_by("created_at")
-        .values_list("saga_id", flat=True)[:limit]
-    )
-    expired = []
-    for saga_id in list(candidates):
-        with transaction.atomic(using=alias):
-            saga = SagaInstance.objects.using(alias).select_for_update().filter(saga_id=saga_id).first()
-            if saga is None or saga.created_at > cutoff:
-                continue
-            state = saga.payload.get("stuck_in") if saga.current_state == SagaState.STUCK else saga.current_state
-            if state not in EXPIRABLE_STATES:
-                continue  # confirmed, canceled or answered since the sweep read it
-            _expire(saga)
-            expired.append(str(saga.aggregate_id))
-    if expired:
-        logger.warning("sagas expired before confirmation", extra={"count": len(expired)})
-    return expired
-
-
-# --- Stuck sagas ---------------------------------------------------------------------------------
-
-
-@dataclass
-class StuckSweepResult:
-    retried: list[str] = field(default_factory=list)
-    parked: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"retried": self.retried, "parked": self.parked}
-
-
-def _command_resend(saga: SagaInstance) -> None:
-    """Publish the saga's last command again, under its original event id.
-
-    The same id means a receiver that already applied it does not apply it again (its
-    processed_events) but publishes the reply it wrote then once more, under that reply's own id
-    (`handle_once(..., answer_duplicate=True)`): a saga whose reply was lost hears it now, and a
-    receiver that had it skips it. One that never got the command, or dead-lettered it, applies it now.
-    """
-    alias = _alias()
-    last = saga.payload.get("last_command")
-    if not last:
-        return
-    resent = (
-        OutboxEvent.objects.using(alias)
-        .filter(id=last["event_id"])
-        .update(status=OutboxStatus.PENDING, published_at=None, retry_count=0, last_error="")
-    )
-    if resent:
-        relay_wake(CONTEXT, using=alias)
-        return
-    _command(last["event_type"], saga=saga, payload=last["payload"], cause=None)
-
-
-def saga_retry_stuck(
-    *, older_than_seconds: float = SAGA_STUCK_AFTER_SECONDS, max_retries: int = SAGA_MAX_RETRIES
-) -> StuckSweepResult:
-    """Re-send the command of every saga waiting for a reply longer than `older_than_seconds`.
-
-    Each re-send counts in `retry_count`; a saga that has used up `max_retries` becomes STUCK and
-    stays there until an admin looks at it.
-    """
-    alias = _alias()
-    result = StuckSweepResult()
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    for saga_id in saga_list_waiting(updated_before=cutoff).values_list("saga_id", flat=True):
-        with transaction.atomic(using=alias):
-            saga = (
-                SagaInstance.objects.using(alias)
-                .select_for_update()
-                .filter(saga_id=saga_id, current_state__in=AWAITING_REPLY_STATES, updated_at__lt=cutoff)
-                .first()
-            )
-            if saga is None:
-                continue  # it moved on since the sweep read it
-            if saga.retry_count >= max_retries:
-                _move(saga, SagaState.STUCK, stuck_in=saga.current_state)
-                result.parked.append(str(saga.aggregate_id))
-                continue
-            _command_resend(saga)
-            saga.retry_count += 1
-            saga.updated_at = timezone.now()
-            saga.save(using=alias)
-            result.retried.append(str(saga.aggregate_id))
-    if result.retried or result.parked:
-        logger.warning("stuck sagas", extra=result.as_dict())
-    return result
-
-
-def saga_resume(*, saga_ids: list, actor_id: int | None = None) -> list[str]:
-    """An admin's second chance for STUCK sagas: back to the state they stuck in, retries reset, command re-sent.
-
-    Returns the order ids resumed; sagas that are not STUCK are left alone.
-    """
-    alias = _alias()
-    resumed = []
-    for saga_id in saga_ids:
-        with transaction.atomic(using=alias):
-            saga = SagaInstance.objects.using(alias).select_for_update().filter(saga_id=saga_id).first()
-            if saga is None or saga.current_state != SagaState.STUCK or not saga.payload.get("stuck_in"):
-                continue
-            _command_resend(saga)
-            saga.retry_count = 0
-            _move(saga, saga.payload["stuck_in"], resumed_by=actor_id)
-            resumed.append(str(saga.aggregate_id))
-    return resumed
