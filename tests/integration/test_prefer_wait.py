@@ -54,7 +54,9 @@ def test_many_waiting_clients_do_not_slow_anyone_else(people, settings):
     waited, others = asyncio.run(scenario())
 
     assert all(other["status"] == 200 for other in others)
-    assert max(other["seconds"] for other in others) < 0.5  # not queued behind the waiting requests
+    # Queued behind the waiting requests, they would take the 4 s of a wait; on a busy host a request
+    # can still take a fraction of a second.
+    assert max(other["seconds"] for other in others) < 2.0
     assert {answer["status"] for answer in waited} == {201}
     assert all(answer["seconds"] >= 3.9 for answer in waited)  # they did wait
     assert all(answer["headers"]["preference-applied"] == "wait=4" for answer in waited)
