@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.db.models import OuterRef, Subquery
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -211,6 +212,16 @@ def customer_replicas_in_scope(request, replica_model, assignment_model):
     replicas = replica_model.objects.filter(role=Role.CUSTOMER)
     scope = customer_scope(principal_of(request.user), assignment_model)
     return replicas if scope is None else replicas.filter(customer_id__in=scope)
+
+
+def in_scope_with_usernames(request, rows, *, customer_field: str, replica_model, assignment_model):
+    """`rows` of the customers this employee may see (brokers: their assigned customers, as in the
+    API), each annotated with its customer's `customer_username` from the context's replica."""
+    scope = customer_scope(principal_of(request.user), assignment_model)
+    if scope is not None:
+        rows = rows.filter(**{f"{customer_field}__in": scope})
+    username = replica_model.objects.filter(customer_id=OuterRef(customer_field)).values("username")[:1]
+    return rows.annotate(customer_username=Subquery(username))
 
 
 class CustomerFilter(admin.SimpleListFilter):

@@ -12,7 +12,7 @@ import uuid
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
@@ -27,6 +27,7 @@ from brokage.admin_display import (
     admin_url,
     customer_link,
     date_time_text,
+    in_scope_with_usernames,
     links_list,
     money_text,
     numeric,
@@ -34,7 +35,7 @@ from brokage.admin_display import (
     short_id,
     status_badge,
 )
-from brokage.auth import customer_scope, principal_of
+from brokage.auth import principal_of
 from brokage.errors import DomainError
 from brokage.tiers import TIER_PRIORITY
 from orders import services
@@ -139,12 +140,13 @@ class OrderAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         """The orders of the customers this employee may see (brokers: their assigned customers)."""
-        orders = super().get_queryset(request)
-        scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-        if scope is not None:
-            orders = orders.filter(customer_id__in=scope)
-        username = CustomerReplica.objects.filter(customer_id=OuterRef("customer_id")).values("username")[:1]
-        return orders.annotate(customer_username=Subquery(username))
+        return in_scope_with_usernames(
+            request,
+            super().get_queryset(request),
+            customer_field="customer_id",
+            replica_model=CustomerReplica,
+            assignment_model=BrokerAssignmentReplica,
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

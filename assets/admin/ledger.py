@@ -3,7 +3,6 @@
 import uuid
 
 from django.contrib import admin
-from django.db.models import OuterRef, Subquery
 from django.utils.html import format_html
 
 from assets.admin.common import (
@@ -29,12 +28,12 @@ from brokage.admin_display import (
     admin_url,
     amount_text,
     customer_link,
+    in_scope_with_usernames,
     links_list,
     numeric,
     short_id,
     status_badge,
 )
-from brokage.auth import customer_scope, principal_of
 
 
 @admin.register(AssetMovement)
@@ -64,12 +63,13 @@ class AssetMovementAdmin(ReadOnlyAdmin):
         return lookup in {"asset_id", "order_id"} or super().lookup_allowed(lookup, value, request)
 
     def get_queryset(self, request):
-        movements = super().get_queryset(request)
-        scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-        if scope is not None:
-            movements = movements.filter(customer_id__in=scope)
-        username = CustomerReplica.objects.filter(customer_id=OuterRef("customer_id")).values("username")[:1]
-        return movements.annotate(customer_username=Subquery(username))
+        return in_scope_with_usernames(
+            request,
+            super().get_queryset(request),
+            customer_field="customer_id",
+            replica_model=CustomerReplica,
+            assignment_model=BrokerAssignmentReplica,
+        )
 
     @admin.display(description="customer", ordering="customer_id")
     def customer_shown(self, movement: AssetMovement):
@@ -136,12 +136,13 @@ class AssetReservationAdmin(ReadOnlyAdmin):
         return lookup == "asset__id__exact" or super().lookup_allowed(lookup, value, request)
 
     def get_queryset(self, request):
-        reservations = super().get_queryset(request)
-        scope = customer_scope(principal_of(request.user), BrokerAssignmentReplica)
-        if scope is not None:
-            reservations = reservations.filter(asset__customer_id__in=scope)
-        username = CustomerReplica.objects.filter(customer_id=OuterRef("asset__customer_id")).values("username")[:1]
-        return reservations.annotate(customer_username=Subquery(username))
+        return in_scope_with_usernames(
+            request,
+            super().get_queryset(request),
+            customer_field="asset__customer_id",
+            replica_model=CustomerReplica,
+            assignment_model=BrokerAssignmentReplica,
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
