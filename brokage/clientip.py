@@ -46,3 +46,14 @@ def client_ip(request) -> str:
                 return hop
         return chain[0]
     return chain[max(0, len(chain) - 1 - proxy_count)]
+
+
+def client_ip_address(request) -> str | None:
+    """`client_ip` where only a real address will do (django-axes stores it in an IP address column):
+    None for a request that came from no socket, such as a management command's signed-in client."""
+    address = client_ip(request)
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return address

@@ -362,7 +362,7 @@ AXES_ENABLED = env_bool("SIGNIN_LOCKOUT_ENABLED", True)
 AXES_FAILURE_LIMIT = int(os.environ.get("SIGNIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("SIGNIN_LOCKOUT_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_CLIENT_IP_CALLABLE = "brokage.clientip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "brokage.clientip.client_ip_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not worth a row each
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
