@@ -15,6 +15,7 @@ imply for the balances of the fault's own customers (fresh for each fault, with 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,6 +25,8 @@ import pymongo
 
 from faults.load import DEPOSIT_AAPL, DEPOSIT_TRY, Placed
 
+# The audit trail: one collection per day and tier, and the single collection of earlier versions.
+AUDIT_PARTITION = re.compile(r"^audit_logs(?:_(?:warm_|cold_)?\d{8})?$")
 SETTLED_ORDER = {"ORDER_CONFIRMED", "MATCHED", "CANCELED", "REJECTED"}
 SAGA_AT_REST = {"CONFIRMED", "COMPLETED", "RELEASED", "COMPENSATED", "FAILED", "CANCELED"}
 HOLDS_MONEY = {"ASSET_RESERVED", "ORDER_CONFIRMED"}
@@ -105,9 +108,15 @@ class Stores:
         return ids
 
     def audit_entries(self, order_ids: list[str]) -> Counter:
+        """Audit entries of these orders in every daily partition of the audit trail (any tier)."""
         with self.mongo() as client:
-            found = client["audit_logs"]["audit_logs"].find({"entity_id": {"$in": order_ids}}, {"_id": 1})
-            return Counter(str(entry["_id"]) for entry in found)
+            database = client["audit_logs"]
+            partitions = [name for name in database.list_collection_names() if AUDIT_PARTITION.match(name)]
+            return Counter(
+                str(entry["_id"])
+                for name in partitions
+                for entry in database[name].find({"entity_id": {"$in": order_ids}}, {"_id": 1})
+            )
 
     def notifications(self, customers: list[int]) -> Counter:
         with self.mongo() as client:
@@ -117,13 +126,12 @@ class Stores:
             return Counter((entry.get("source_event_id"), entry.get("type")) for entry in found)
 
     def ledger_repeats(self, customers: list[int]) -> list[tuple]:
-        """Two ledger movements of one kind for one order (when the ledger exists)."""
-        if self.rows("assets", "SELECT to_regclass('asset_movements') IS NOT NULL")[0][0] is False:
-            return []
+        """Two ledger movements of one kind for one order on one balance (a settlement moves two
+        balances, one movement each)."""
         return self.rows(
             "assets",
             "SELECT order_id::text, kind, count(*) FROM asset_movements WHERE customer_id = ANY(%s) "
-            "AND order_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1",
+            "AND order_id IS NOT NULL GROUP BY order_id, kind, asset_id HAVING count(*) > 1",
             (customers,),
         )
 
