@@ -1,4 +1,4 @@
-"""Full backups of every database, and restoring one (`manage.py backup` / `restore`).
+"""Taking a full backup of every database (`manage.py backup`), and the format of one.
 
 A backup is one folder, `DIR/<UTC timestamp>/`:
 
@@ -13,7 +13,7 @@ A backup is one folder, `DIR/<UTC timestamp>/`:
 
 The folder is written under a hidden name and renamed when complete, so a crashed backup never
 looks like a good one and rotation never counts it. A restore checks every checksum before it
-touches anything, and refuses a damaged or incomplete backup.
+touches anything, and refuses a damaged or incomplete backup (`brokage.restore`).
 
 Where backups are kept (a folder or an S3 bucket) and their rotation by age: `brokage.backup_store`.
 """
@@ -47,7 +47,6 @@ FORMAT_VERSION = 1
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 BACKUP_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 ARCHIVE_DIR = "archive"
-DOCUMENT_BATCH = 1000
 # Test runs put `test_` in front of every database name (Django's convention, kept by tests/conftest.py).
 TEST_PREFIX = "test_"
 PG_TIMEOUT_SECONDS = 3600
@@ -65,13 +64,6 @@ class BackupDamaged(BackupError):
 class BackupResult:
     path: Path
     manifest: dict
-    seconds: float
-
-
-@dataclass
-class RestoreResult:
-    path: Path
-    databases: list[dict]
     seconds: float
 
 
@@ -93,7 +85,7 @@ def backup_create(dest: Path, *, progress: bool | None = None) -> BackupResult:
     documents = list(settings.DOCUMENT_DATABASES)
     databases: list[dict] = []
     try:
-        with _progress_bar(progress, total=len(relational) + len(documents), desc="backup") as bar:
+        with progress_bar(progress, total=len(relational) + len(documents), desc="backup") as bar:
             for alias in relational:
                 bar.set_postfix_str(_relational_logical_name(alias))
                 databases.append(_dump_relational(alias, partial))
@@ -153,10 +145,10 @@ def _dump_relational(alias: str, folder: Path) -> dict:
         entry.update(
             host=connection.settings_dict.get("HOST") or "", port=str(connection.settings_dict.get("PORT") or "")
         )
-        entry.update(server_version=server_version, pg_dump=_run_pg_tool("pg_dump", ["--version"], alias).strip())
-        _run_pg_tool(
+        entry.update(server_version=server_version, pg_dump=run_pg_tool("pg_dump", ["--version"], alias).strip())
+        run_pg_tool(
             "pg_dump",
-            ["--format=custom", "--no-password", *_pg_connection_args(alias), f"--file={path}"],
+            ["--format=custom", "--no-password", *pg_connection_args(alias), f"--file={path}"],
             alias,
         )
     elif connection.vendor == "sqlite":
@@ -239,10 +231,10 @@ def _files_under(folder: Path) -> Iterator[Path]:
 
 
 def _file_entry(folder: Path, path: Path) -> dict:
-    return {"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size, "sha256": _sha256(path)}
+    return {"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1024 * 1024), b""):
@@ -312,7 +304,7 @@ def _pg_binary(name: str, alias: str) -> str:
     return found
 
 
-def _pg_connection_args(alias: str) -> list[str]:
+def pg_connection_args(alias: str) -> list[str]:
     db = connections[alias].settings_dict
     args = []
     if db.get("HOST"):
@@ -343,7 +335,7 @@ def _pg_environment(alias: str) -> dict:
     return env
 
 
-def _run_pg_tool(tool: str, args: list[str], alias: str) -> str:
+def run_pg_tool(tool: str, args: list[str], alias: str) -> str:
     completed = subprocess.run(
         [_pg_binary(tool, alias), *args],
         env=_pg_environment(alias),
@@ -370,169 +362,8 @@ def backups_in(folder: Path) -> list[Path]:
     )
 
 
-# --- Checking and restoring ----------------------------------------------------------------------------
-
-
-def backup_verify(folder: Path) -> dict:
-    """The manifest of a complete, undamaged backup; raises BackupDamaged naming the first bad file."""
-    folder = Path(folder)
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise BackupDamaged(f"{folder} is not a backup: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = {entry["path"]: entry for entry in manifest["files"]}
-        databases = manifest["databases"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BackupDamaged(f"{manifest_path} is unreadable: {exc}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BackupDamaged(f"{manifest_path}: unknown format_version {manifest.get('format_version')!r}")
-    referenced = [entry["file"] for entry in databases if "file" in entry]
-    for entry in databases:
-        referenced += [collection["file"] for collection in entry.get("collections", [])]
-        if "definitions_file" in entry:
-            referenced.append(entry["definitions_file"])
-    for path in referenced:
-        if path not in files:
-            raise BackupDamaged(f"{folder}: {path} is not listed with a checksum in {MANIFEST}")
-    for relative, entry in files.items():
-        path = folder / relative
-        if not path.resolve().is_relative_to(folder.resolve()):
-            raise BackupDamaged(f"{folder}: {relative} points outside the backup")
-        if not path.is_file():
-            raise BackupDamaged(f"{folder}: {relative} is missing")
-        size = path.stat().st_size
-        if size != entry["size"]:
-            raise BackupDamaged(f"{folder}: {relative} is damaged (size {size}, manifest says {entry['size']})")
-        if _sha256(path) != entry["sha256"]:
-            raise BackupDamaged(f"{folder}: {relative} is damaged (sha256 does not match the manifest)")
-    return manifest
-
-
-def restore_plan(manifest: dict) -> list[dict]:
-    """Where each database of the backup goes now; refuses a backup this installation cannot take."""
-    plan = []
-    for entry in manifest["databases"]:
-        if entry["kind"] == "documents":
-            if entry["context"] not in settings.DOCUMENT_DATABASES:
-                raise BackupError(f"{entry['logical_name']}: no document database for context {entry['context']!r}")
-            target = context_database(entry["context"]).name
-        else:
-            alias = entry["alias"]
-            if alias not in settings.DATABASES:
-                raise BackupError(f"{entry['logical_name']}: no database alias {alias!r} in this installation")
-            vendor = connections[alias].vendor
-            if vendor != entry["kind"]:
-                raise BackupError(
-                    f"{entry['logical_name']} was backed up from {entry['kind']}, but alias {alias!r} is {vendor} now"
-                )
-            target = str(connections[alias].settings_dict["NAME"])
-        plan.append({**entry, "target": target})
-    return plan
-
-
-def backup_restore(folder: Path, *, progress: bool | None = None) -> RestoreResult:
-    """Verify `folder`, then replace every database's contents with the backup's."""
-    started = time.monotonic()
-    folder = Path(folder)
-    manifest = backup_verify(folder)
-    plan = restore_plan(manifest)
-    with _progress_bar(progress, total=len(plan), desc="restore") as bar:
-        for entry in plan:
-            bar.set_postfix_str(entry["logical_name"])
-            if entry["kind"] == "postgresql":
-                _restore_postgresql(entry, folder)
-            elif entry["kind"] == "sqlite":
-                _restore_sqlite(entry, folder)
-            else:
-                _restore_documents(entry, folder)
-            bar.update()
-    return RestoreResult(path=folder, databases=plan, seconds=time.monotonic() - started)
-
-
-def _restore_postgresql(entry: dict, folder: Path) -> None:
-    alias = entry["alias"]
-    # This process's own idle session must not hold locks pg_restore waits for.
-    connections[alias].close()
-    _run_pg_tool(
-        "pg_restore",
-        [
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",  # all of it or nothing: a failed restore leaves the database as it was
-            "--exit-on-error",
-            "--no-password",
-            *_pg_connection_args(alias),
-            str(folder / entry["file"]),
-        ],
-        alias,
-    )
-    connections[alias].close()
-
-
-def _restore_sqlite(entry: dict, folder: Path) -> None:
-    connection = connections[entry["alias"]]
-    connection.ensure_connection()
-    source = sqlite3.connect(f"file:{folder / entry['file']}?mode=ro", uri=True)
-    try:
-        # Copying pages into the live connection also works for in-memory and WAL databases, and
-        # other connections see the restored contents at once.
-        source.backup(connection.connection)
-    finally:
-        source.close()
-
-
-def _restore_documents(entry: dict, folder: Path, *, database=None) -> None:
-    """Replace the collections of the backup in `database` (the context's own by default)."""
-    from bson import json_util
-
-    options = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True, tzinfo=UTC)
-    native = _montydb_types if settings.DOCUMENT_BACKEND == "montydb" else _unchanged
-    database = context_database(entry["context"]) if database is None else database
-    definitions = json_util.loads((folder / entry["definitions_file"]).read_text(), json_options=options)
-    for collection_entry in entry["collections"]:
-        name = collection_entry["name"]
-        definition = definitions.get(name, {})
-        database.drop_collection(name)
-        database.create_collection(name, **(definition.get("options") or {}))
-        collection = database[name]
-        batch = []
-        with (folder / collection_entry["file"]).open(encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    batch.append(native(json_util.loads(line, json_options=options)))
-                if len(batch) >= DOCUMENT_BATCH:
-                    collection.insert_many(batch)
-                    batch = []
-        if batch:
-            collection.insert_many(batch)
-        for index in definition.get("indexes") or []:
-            keys = list(index["key"].items())
-            extra = {key: value for key, value in index.items() if key not in {"key", "v", "ns"}}
-            collection.create_index(keys, **extra)
-
-
-def _unchanged(document):
-    return document
-
-
-def _montydb_types(value):
-    """montydb (without the bson package's C codec) stores only its own ObjectId class."""
-    from bson import ObjectId
-    from montydb.types.objectid import ObjectId as MontyObjectId
-
-    if isinstance(value, ObjectId):
-        return MontyObjectId(str(value))
-    if isinstance(value, dict):
-        return {key: _montydb_types(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_montydb_types(item) for item in value]
-    return value
-
-
 @contextmanager
-def _progress_bar(enabled: bool | None, *, total: int, desc: str):
+def progress_bar(enabled: bool | None, *, total: int, desc: str):
     # disable=None: a bar on a terminal, silence in cron and CI logs.
     bar = tqdm(total=total, desc=desc, unit="db", file=sys.stderr, disable=None if enabled is None else not enabled)
     try:

@@ -29,9 +29,10 @@ from django.conf import settings
 from django.core.management import get_commands
 from django.db import connections
 
-from brokage.backup import _restore_documents, _run_pg_tool, backup_verify
+from brokage.backup import run_pg_tool
 from brokage.backup_store import backup_folder, latest_backup_name
 from brokage.documents import context_database
+from brokage.restore import backup_verify, restore_documents
 
 SCRATCH_SUFFIX = "_drill"
 RECONCILE_TIMEOUT_SECONDS = 3600
@@ -104,7 +105,7 @@ def _postgresql(entry: dict, folder: Path, scratch_folder: Path):
     args = [f"--host={live['HOST']}"] if live.get("HOST") else []
     args += [f"--port={live['PORT']}"] if live.get("PORT") else []
     args += [f"--username={live['USER']}"] if live.get("USER") else []
-    _run_pg_tool(
+    run_pg_tool(
         "pg_restore",
         ["--no-owner", "--exit-on-error", "--no-password", *args, f"--dbname={scratch}", str(folder / entry["file"])],
         alias,
@@ -161,7 +162,7 @@ def _documents(entry: dict, folder: Path, scratch_folder: Path):
     live = context_database(entry["context"])
     scratch = live.client[f"{live.name}{SCRATCH_SUFFIX}"]
     live.client.drop_database(scratch.name)
-    _restore_documents(entry, folder, database=scratch)
+    restore_documents(entry, folder, database=scratch)
     count = sum(scratch[collection["name"]].count_documents({}) for collection in entry["collections"])
     environment = {f"BROKAGE_{entry['context'].upper()}_DOCUMENT_DATABASE": scratch.name}
     return count, environment, lambda: live.client.drop_database(scratch.name)

@@ -2,7 +2,7 @@
 
 - `KafkaBus`: confluent-kafka, idempotent producer with acks=all, message key = customer id.
 - `InProcessBus`: delivers each published envelope straight to the subscribed consumer groups in
-  this process, through the same `brokage.consumers.deliver` path that the Kafka consumer uses.
+  this process, through the same `brokage.delivery.deliver` path that the Kafka consumer uses.
 
 Both expose `publish_batch(messages) -> list[error | None]`, one result per message, so the relay
 can mark exactly the rows whose delivery was acknowledged. An error is a `DeliveryError` (a str)
@@ -85,7 +85,9 @@ class InProcessBus:
         self.dead_letters: list[dict] = []
 
     def publish_batch(self, messages: list[OutgoingMessage]) -> list[str | None]:
-        from brokage.consumers import deliver_in_process
+        # Imported here, not above: delivery runs handlers, whose outbox writes reach the relay,
+        # which imports this module for `get_bus`. In-process delivery closes that loop at run time.
+        from brokage.delivery import deliver_in_process
 
         for message in messages:
             deliver_in_process(message.topic, encode(message.envelope), self)

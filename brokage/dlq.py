@@ -1,10 +1,11 @@
-"""The dead-letter topics: reading what is there, and sending it back to be handled again.
+"""The dead-letter topics: sending a message there, reading what is there, sending it back.
 
-A consumer dead-letters a message that failed deterministically (`brokage.consumers`), with the
-error, the handler and the attempt count in its headers. Once the cause is fixed, `replay` puts it
-back on the topic it came from, where every consumer group sees it again: the group that failed
-applies it now, and the others recognise its event id and skip it (every handler is idempotent,
-and a message counts as processed only when its effect committed). A replay is applied once.
+A consumer dead-letters a message that failed deterministically (`brokage.delivery`), with the
+error, the handler and the attempt count in its headers (`dead_letter_send`). Once the cause is
+fixed, `replay` puts it back on the topic it came from, where every consumer group sees it again:
+the group that failed applies it now, and the others recognise its event id and skip it (every
+handler is idempotent, and a message counts as processed only when its effect committed). A replay
+is applied once.
 
 The DLQ itself is left as it is (Kafka's retention ages it out): reading it is with a throw-away
 consumer that assigns partitions and commits nothing, so listing twice shows the same messages.
@@ -13,6 +14,7 @@ consumer that assigns partitions and commits nothing, so listing twice shows the
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +22,49 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from brokage.bus import EVENT_TYPE_HEADER
-from brokage.events import partition_key
+from brokage.consumers import group_id_for
+from brokage.events import dlq_topic_for, partition_key
+
+logger = logging.getLogger(__name__)
 
 DLQ_SUFFIX = ".dlq"
+
+
+class HandlerFailure:
+    """Why a message goes to the DLQ: the last error, the handler that raised it, after how many attempts."""
+
+    __slots__ = ("attempts", "error", "handler")
+
+    def __init__(self, *, error: str, handler: str, attempts: int) -> None:
+        self.error, self.handler, self.attempts = error, handler, attempts
+
+
+def dead_letter_send(context: str, topic: str, raw: bytes, envelope: dict | None, failure: HandlerFailure, bus) -> None:
+    """Send the message to `<topic>.dlq`; on Kafka this returns only once the write is acknowledged
+    (it raises `TransientFailure` otherwise, and the consumer keeps the message)."""
+    logger.error(
+        "message sent to the DLQ",
+        extra={
+            "context": context,
+            "event_id": (envelope or {}).get("event_id"),
+            "error": failure.error,
+            "handler": failure.handler,
+            "attempts": failure.attempts,
+        },
+    )
+    try:
+        key = partition_key(envelope) if envelope else None
+    except (KeyError, TypeError, AttributeError):
+        key = None
+    bus.send_dead_letter(
+        dlq_topic_for(topic),
+        raw,
+        failure.error,
+        group_id_for(context),
+        handler=failure.handler,
+        attempts=failure.attempts,
+        key=key,
+    )
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from brokage.clientip import address_in, client_ip
 from brokage.consumers import consuming_contexts, group_id_for, topics_for
 from brokage.events import dlq_topic_for
-from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
+from brokage.models import OutboxStatus, outbox_model, publishing_contexts
 
 logger = logging.getLogger(__name__)
 

@@ -2,10 +2,12 @@
 
 The kernel owns the shape (one outbox, one processed-events ledger, one customer read model);
 each context declares a concrete subclass, so the rows live in that context's database only.
+`outbox_model` and `publishing_contexts` find a context's concrete outbox.
 """
 
 import uuid
 
+from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
@@ -47,6 +49,19 @@ class OutboxEventBase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id} [{self.status}]"
+
+
+def outbox_model(context: str) -> type[OutboxEventBase]:
+    """The concrete outbox of a context (every publishing app defines `OutboxEvent`)."""
+    return apps.get_model(context, "OutboxEvent")
+
+
+def publishing_contexts() -> list[str]:
+    return [
+        config.label
+        for config in apps.get_app_configs()
+        if any(issubclass(model, OutboxEventBase) for model in config.get_models())
+    ]
 
 
 class ProcessedEventBase(models.Model):

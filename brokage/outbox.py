@@ -1,8 +1,8 @@
 """The transactional outbox: the only way an event leaves a context.
 
 A service writes its domain change and `outbox_write(...)` in one `transaction.atomic(using=alias)`
-block; either both commit or neither does. After commit the relay publishes it
-(`brokage.relay`), and a beat schedule drains anything a lost wake-up left behind.
+block; either both commit or neither does. After commit the relay publishes it (`brokage.relay_wake`
+says when, `brokage.relay` how), and a beat schedule drains anything a lost wake-up left behind.
 """
 
 from __future__ import annotations
@@ -12,38 +12,23 @@ import threading
 import uuid
 from collections.abc import Iterator
 
-from django.apps import apps
 from django.db import router, transaction
 
 from brokage.db import row_insert
 from brokage.events import build_envelope
-from brokage.models import OutboxEventBase, OutboxStatus
+from brokage.models import OutboxEventBase, OutboxStatus, outbox_model
+from brokage.relay_wake import relay_committed, relay_wake
 
 __all__ = [
     "OutboxEventBase",
     "OutboxStatus",
-    "outbox_model",
     "outbox_resend",
     "outbox_write",
     "outbox_written",
-    "publishing_contexts",
 ]
 
 # Event ids `outbox_write` stored while an `outbox_written()` block is open in this thread.
 _written = threading.local()
-
-
-def outbox_model(context: str) -> type[OutboxEventBase]:
-    """The concrete outbox of a context (every publishing app defines `OutboxEvent`)."""
-    return apps.get_model(context, "OutboxEvent")
-
-
-def publishing_contexts() -> list[str]:
-    return [
-        config.label
-        for config in apps.get_app_configs()
-        if any(issubclass(model, OutboxEventBase) for model in config.get_models())
-    ]
 
 
 def outbox_write(
@@ -87,8 +72,6 @@ def outbox_write(
         },
         hold=True,  # inside a consumer's batch: written with the poll's other outbox rows at its end
     )
-    from brokage.relay import relay_committed  # the relay imports this module; import late to avoid a cycle
-
     relay_committed(context, envelope, using=alias)
     written = getattr(_written, "ids", None)
     if written is not None:
@@ -121,7 +104,5 @@ def outbox_resend(context: str, event_ids: list) -> int:
         .update(status=OutboxStatus.PENDING, published_at=None, retry_count=0, last_error="")
     )
     if resent:
-        from brokage.relay import relay_wake
-
         relay_wake(context, using=alias)
     return resent

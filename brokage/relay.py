@@ -1,4 +1,4 @@
-"""The outbox relay: drains one context's `outbox_events` onto the bus.
+"""The outbox relay's passes: publishing one context's `outbox_events` onto the bus.
 
 One pass locks a batch of PENDING rows (`SELECT ... FOR UPDATE SKIP LOCKED`, so several workers
 never publish the same row at once), publishes them, and in the same transaction marks the
@@ -10,51 +10,31 @@ a row that can never be published (too large for the broker, say) becomes FAILED
 rows PENDING; they are published again and the consumers' deduplication by event id keeps the
 effect single.
 
-Wake-ups: `relay_wake` runs after the writing transaction commits, in one of three ways:
+On PostgreSQL a pass holds a transaction-scoped advisory lock per context, so passes of one context
+run one at a time and rows go out in the order they were written.
 
-- Celery eager (embedded and test profiles): a per-thread pump drains contexts one after the other,
-  so a handler that writes another event never re-enters a relay already running.
-- `OUTBOX_RELAY_MODE = "thread"` (dev and prod): every process that writes events (web workers,
-  consumers) keeps one relay thread. Each committed row is handed to it (`relay_committed`), and it
-  publishes the envelopes it was given without reading them back, then marks the acknowledged rows
-  PUBLISHED in one UPDATE per context. No task queue and no outbox query sit between a commit and
-  Kafka, and a burst of commits is absorbed by the batch the thread publishes next. The beat's
-  `relay_all` leaves rows younger than `OUTBOX_RELAY_GRACE_SECONDS` to these threads, so a row is
-  not published twice while its thread is still waiting for Kafka's acknowledgement.
-- `OUTBOX_RELAY_MODE = "celery"`: a Redis flag makes one queued Celery task per context absorb a
-  burst of commits, for deployments that want publishing out of the web processes.
-- `OUTBOX_RELAY_MODE = "off"`: no wake-up at all; the beat publishes (bulk jobs on scratch copies).
-
-In every mode the beat's `relay_all` is the safety net for wake-ups lost to a crash (or a process
-killed between its commit and Kafka's acknowledgement). On PostgreSQL a pass holds a
-transaction-scoped advisory lock per context, so passes of one context run one at a time and rows
-go out in the order they were written. The thread's direct publishing keeps the order of one
-process's commits; the events of one order are causally ordered anyway (each is written by a
-handler of the one before).
+When a pass runs (after a commit, on the beat): `brokage.relay_wake`; the per-process thread that
+publishes committed rows from their envelopes: `brokage.relay_thread`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import threading
 import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connections, router, transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from brokage.bus import OutgoingMessage, get_bus
-from brokage.celery import app as celery_app
 from brokage.db import rows_select
 from brokage.events import partition_key, topic_for
-from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
+from brokage.models import OutboxStatus, outbox_model
 from brokage.transient import Backoff
 
 logger = logging.getLogger(__name__)
@@ -108,7 +88,7 @@ def _publish(context: str, alias: str, rows: list) -> RelayResult:
     result = RelayResult()
     errors = get_bus().publish_batch([_message(context, row.payload) for row in rows])
     delivered = [row.id for row, error in zip(rows, errors, strict=False) if error is None]
-    _mark_published(context, delivered)
+    outbox_mark_published(context, delivered)
     result.published = len(delivered)
     failed = [(row, error) for row, error in zip(rows, errors, strict=False) if error is not None]
     if not failed:
@@ -176,7 +156,7 @@ def _message(context: str, envelope: dict) -> OutgoingMessage:
     return OutgoingMessage(topic=topic_for(context), key=partition_key(envelope), envelope=envelope)
 
 
-def _mark_published(context: str, ids: list) -> None:
+def outbox_mark_published(context: str, ids: list) -> None:
     """The acknowledged rows become PUBLISHED (a row another pass marked already is left as it is)."""
     if ids:
         model = outbox_model(context)
@@ -205,7 +185,8 @@ def relay_backoff_left(context: str) -> float:
     return 0.0 if outage is None else max(0.0, outage[1] - time.monotonic())
 
 
-def _note_outcome(context: str, result: RelayResult) -> None:
+def relay_outcome_note(context: str, result: RelayResult) -> None:
+    """After failed deliveries, start or lengthen `context`'s backoff; once they go through, end it."""
     with _outages_lock:
         if result.failed_attempts > result.marked_failed:
             backoff = _outages[context][0] if context in _outages else Backoff(cap=settings.OUTBOX_BACKOFF_MAX_SECONDS)
@@ -231,7 +212,7 @@ def relay_drain(
         total = total + result
         if result.failed_attempts or result.published < batch_size:
             break
-    _note_outcome(context, total)
+    relay_outcome_note(context, total)
     return total
 
 
@@ -244,219 +225,9 @@ def outbox_retry_failed(context: str) -> int:
     )
 
 
-# --- Celery tasks ------------------------------------------------------------------------------------
-
-WAKE_FLAG = "brokage:relay:queued:{context}"
-
-
-@celery_app.task(name="brokage.relay_context", ignore_result=True)
-def relay_context(context: str) -> int:
-    if not settings.CELERY_TASK_ALWAYS_EAGER:
-        from brokage.redis import get_redis
-
-        # Clear the flag before draining: a commit after this line queues another task.
-        get_redis().delete(WAKE_FLAG.format(context=context))
-    return relay_drain(context).published
-
-
-@celery_app.task(name="brokage.relay_all", ignore_result=True)
-def relay_all() -> int:
-    """The beat's safety net: drains every outbox whatever wake-ups were lost.
-
-    With relay threads, the rows of the last `OUTBOX_RELAY_GRACE_SECONDS` are theirs to publish.
-    """
-    created_before = None
-    if _relay_threads_publish():
-        created_before = timezone.now() - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS)
-    return sum(relay_drain(context, created_before=created_before).published for context in publishing_contexts())
-
-
-# --- Wake-ups ----------------------------------------------------------------------------------------
-
-_pump = threading.local()
-
-
-def _pump_run(context: str) -> None:
-    """Drain `context` (and the contexts its deliveries wake) in this thread, after a commit.
-
-    It runs in the committing thread, a request's included, once that request's own change has
-    committed: a pass that fails is logged and its rows stay PENDING for the next pass; it neither
-    stops the other contexts' passes nor reaches the caller.
-    """
-    pending: list[str] = _pump.__dict__.setdefault("pending", [])
-    if context not in pending:
-        pending.append(context)
-    if getattr(_pump, "running", False):
-        return  # the outer pump in this thread will get to it
-    _pump.running = True
-    try:
-        while pending:
-            context = pending.pop(0)
-            try:
-                relay_drain(context)  # what the eager task would run, without Celery's tracing around it
-            except Exception:
-                logger.warning(
-                    "relay pass failed; its rows wait for the next pass", extra={"context": context}, exc_info=True
-                )
-    finally:
-        _pump.running = False
-
-
-class RelayThread:
-    """The process's relay: publishes the rows its process committed, drains the contexts it is woken for.
-
-    The rows it published are marked PUBLISHED together, at most every `MARK_EVERY_SECONDS` (or
-    once `MARK_BATCH` are waiting, or when it stops): one UPDATE for a burst instead of one per
-    commit. Until then they stay PENDING, which costs nothing: the beat leaves rows younger than
-    OUTBOX_RELAY_GRACE_SECONDS to this thread, and a row published twice after a crash is
-    recognised by its consumers.
-
-    When a delivery fails, the context is `behind`: its later commits are not published from their
-    envelopes (they would overtake the rows Kafka refused) but drained from the table, in order, once
-    the backoff allows, until a drain empties it.
-    """
-
-    MARK_EVERY_SECONDS = 0.25
-    MARK_BATCH = 1000
-
-    def __init__(self) -> None:
-        self.wanted: set[str] = set()
-        self.committed: list[tuple[str, dict]] = []  # (context, envelope), in commit order
-        self.unmarked: dict[str, list[str]] = {}  # context -> event ids published, not yet marked
-        self.unmarked_since = 0.0
-        self.condition = threading.Condition()
-        self.thread: threading.Thread | None = None
-        self.pid = 0
-        self.stopping = False
-        self.behind: set[str] = set()
-
-    def wake(self, context: str) -> None:
-        with self.condition:
-            self.wanted.add(context)
-            self._start()
-            self.condition.notify()
-
-    def submit(self, context: str, envelope: dict) -> None:
-        with self.condition:
-            self.committed.append((context, envelope))
-            self._start()
-            self.condition.notify()
-
-    def _start(self) -> None:
-        if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
-            # First use in this process (or in a forked child, which inherits no threads).
-            self.pid = os.getpid()
-            self.unmarked = {}  # a forked child's copy: the parent marks its own rows
-            self.thread = threading.Thread(target=self.run, name="brokage-relay", daemon=True)
-            self.thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Publish what is queued and mark it, then end the thread and close its connections (a later
-        commit starts a new one)."""
-        with self.condition:
-            self.stopping = True
-            self.condition.notify()
-        if self.thread is not None and self.pid == os.getpid():
-            self.thread.join(timeout)
-        with self.condition:
-            self.stopping = False
-
-    def run(self) -> None:
-        try:
-            self._serve()
-        finally:
-            connections.close_all()
-
-    def _serve(self) -> None:
-        while True:
-            with self.condition:
-                while (
-                    not self.wanted
-                    and not self.committed
-                    and not self.stopping
-                    and not self._mark_due()
-                    and not self._retry_due()
-                ):
-                    self.condition.wait(self._wait())
-                if self.stopping and not self.wanted and not self.committed and not self.unmarked:
-                    return
-                committed, self.committed = self.committed, []
-                wanted = self.wanted | {context for context, _envelope in committed if context in self.behind}
-                self.wanted.clear()
-            if self._retry_due():
-                wanted |= self.behind
-            contexts = sorted(wanted)
-            try:
-                direct = [(context, envelope) for context, envelope in committed if context not in self.behind]
-                if direct:
-                    delivered = publish_committed(direct)  # from the envelopes: no database
-                    self._note_published(delivered)
-                    self._note_behind(direct, delivered)
-                mark = self.stopping or self._mark_due()
-                if mark or contexts:
-                    # As Django does around a request: drop a connection past CONN_MAX_AGE or broken.
-                    close_old_connections()
-                if mark:
-                    self._mark()
-                for context in contexts:
-                    result = relay_drain(context)
-                    caught_up = not result.failed_attempts and result.published < settings.OUTBOX_BATCH_SIZE
-                    if caught_up and relay_backoff_left(context) == 0:
-                        self.behind.discard(context)
-            except Exception:  # the beat's relay_all publishes (or marks) what this pass could not
-                logger.exception("relay pass failed", extra={"contexts": contexts})
-                close_old_connections()
-                for context in self.behind:  # the database may be what is down: back off before the next try
-                    _note_outcome(context, RelayResult(failed_attempts=1))
-
-    def _note_behind(self, committed: list[tuple[str, dict]], delivered: dict[str, list[str]]) -> None:
-        sent: dict[str, int] = {}
-        for context, _envelope in committed:
-            sent[context] = sent.get(context, 0) + 1
-        for context, count in sent.items():
-            if len(delivered.get(context, ())) < count:
-                self.behind.add(context)
-                _note_outcome(context, RelayResult(failed_attempts=1))
-
-    def _retry_due(self) -> bool:
-        return any(relay_backoff_left(context) == 0 for context in self.behind)
-
-    def _wait(self) -> float | None:
-        """How long the thread may sleep: until rows are due to be marked or a backlog to be retried."""
-        waits = [relay_backoff_left(context) for context in self.behind]
-        mark_wait = self._mark_wait()
-        if mark_wait is not None:
-            waits.append(mark_wait)
-        return min(waits) if waits else None
-
-    def _note_published(self, delivered: dict[str, list[str]]) -> None:
-        if delivered and not self.unmarked:
-            self.unmarked_since = time.monotonic()
-        for context, ids in delivered.items():
-            self.unmarked.setdefault(context, []).extend(ids)
-
-    def _mark_due(self) -> bool:
-        if not self.unmarked:
-            return False
-        waiting = sum(len(ids) for ids in self.unmarked.values())
-        return waiting >= self.MARK_BATCH or self._mark_wait() == 0.0
-
-    def _mark_wait(self) -> float | None:
-        """How long the thread may sleep: until the published rows are due to be marked (None: until
-        a wake-up)."""
-        if not self.unmarked:
-            return None
-        return max(0.0, self.unmarked_since + self.MARK_EVERY_SECONDS - time.monotonic())
-
-    def _mark(self) -> None:
-        unmarked, self.unmarked = self.unmarked, {}
-        for context, ids in unmarked.items():
-            _mark_published(context, ids)
-
-
 def publish_committed(committed: list[tuple[str, dict]]) -> dict[str, list[str]]:
     """Publish committed rows from their envelopes; returns the event ids Kafka acknowledged, by
-    context, for the caller to mark PUBLISHED (`_mark_published`).
+    context, for the caller to mark PUBLISHED (`outbox_mark_published`).
 
     A row whose delivery failed stays PENDING for the beat's `relay_all` (which counts the attempt).
     """
@@ -469,60 +240,3 @@ def publish_committed(committed: list[tuple[str, dict]]) -> dict[str, list[str]]
     if failed:
         logger.warning("outbox delivery failed; the beat retries", extra={"failed": failed, "error": errors[-1]})
     return delivered
-
-
-_relay_thread = RelayThread()
-
-
-def relay_thread_stop() -> None:
-    """Stop this process's relay thread once it has published what it holds (at shutdown, in tests)."""
-    _relay_thread.stop()
-
-
-def _relay_threads_publish() -> bool:
-    """Whether each process's relay thread publishes its own commits (eager Celery pumps in-line instead)."""
-    return settings.OUTBOX_RELAY_MODE == "thread" and not settings.CELERY_TASK_ALWAYS_EAGER
-
-
-def _wake_now(context: str) -> None:
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        _pump_run(context)
-        return
-    if settings.OUTBOX_RELAY_MODE == "thread":
-        _relay_thread.wake(context)
-        return
-    if settings.OUTBOX_RELAY_MODE == "off":
-        return  # only the beat's relay_all publishes (e.g. a bulk job on a scratch copy)
-    from brokage.redis import get_redis
-
-    try:
-        if get_redis().set(WAKE_FLAG.format(context=context), "1", nx=True, ex=30):
-            relay_context.apply_async(args=[context])
-    except Exception:  # the beat drains the outbox if the wake-up cannot be queued
-        logger.warning("relay wake-up not queued", extra={"context": context}, exc_info=True)
-
-
-def relay_committed(context: str, envelope: dict, *, using: str) -> None:
-    """`envelope` was just written to `context`'s outbox: have it published once the transaction commits.
-
-    With relay threads the envelope itself goes to this process's thread (nothing to read back); a
-    savepoint rolled back drops it, as Django drops its on-commit callbacks. Otherwise: `relay_wake`.
-    """
-    if not _relay_threads_publish():
-        relay_wake(context, using=using)
-        return
-    transaction.on_commit(functools.partial(_relay_thread.submit, context, envelope), using=using, robust=True)
-
-
-def relay_wake(context: str, *, using: str) -> None:
-    """Ask for `context`'s outbox to be drained once the current transaction on `using` commits."""
-    connection = transaction.get_connection(using)
-    for _sids, func, _robust in connection.run_on_commit:
-        if getattr(func, "relay_context", None) == context:
-            return  # one wake-up per context per transaction is enough
-
-    def wake() -> None:
-        _wake_now(context)
-
-    wake.relay_context = context
-    transaction.on_commit(wake, using=using, robust=True)

@@ -3,7 +3,7 @@
 A handler that fails because a dependency is unavailable (PostgreSQL restarting, Redis or the
 document store unreachable, Kafka between leaders) will succeed once it is back: the Kafka consumer
 keeps the message, pauses its partitions and tries again with exponential backoff and jitter for as
-long as the outage lasts (`brokage.consumers.KafkaConsumerRunner`). Anything else (an invalid
+long as the outage lasts (`brokage.consumer_runner.KafkaConsumerRunner`). Anything else (an invalid
 envelope, a domain error) fails the same way every time and goes to the dead-letter topic after a
 few quick attempts.
 

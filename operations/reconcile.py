@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from assets.selectors import BalanceBooks, ReservationBooks, balance_books_iter, reservation_iter_by_order
 from audit.selectors import audit_event_ids_iter
+from brokage.models import OutboxStatus, outbox_model, publishing_contexts
 from brokage.money import decimal_string
-from brokage.outbox import OutboxStatus, outbox_model, publishing_contexts
 from notifications.selectors import notification_source_event_ids_iter
 from orders.selectors import OrderBooks, order_iter_by_id
 from processor.selectors import SagaBooks, saga_iter_by_order

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from brokage.db import VersionConflict, retry_on_conflict
 from brokage.events import build_envelope
-from brokage.relay import relay_wake
+from brokage.relay_wake import relay_wake
 from orders import events
 from orders.models import Order, OrderStatus, OutboxEvent
 from orders.services.archival_due import ArchiveBatch, due_filter

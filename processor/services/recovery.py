@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokage.outbox import OutboxStatus
-from brokage.relay import relay_wake
+from brokage.relay_wake import relay_wake
 from processor.models import AWAITING_REPLY_STATES, EXPIRABLE_STATES, OutboxEvent, SagaInstance, SagaState
 from processor.selectors import SAGA_STUCK_AFTER_SECONDS, saga_list_waiting
 from processor.services.saga import CONTEXT, saga_alias, saga_command, saga_move, saga_publish

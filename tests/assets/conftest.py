@@ -1,6 +1,6 @@
 """Fixtures of the assets tests: people known to assets through real events, and event helpers.
 
-Events reach the assets context through `brokage.consumers.deliver`, the path every consumer uses
+Events reach the assets context through `brokage.delivery.deliver`, the path every consumer uses
 (schema validation, handler, `handle_once`), so a test exercises the same code a Kafka message does.
 """
 
@@ -18,7 +18,7 @@ from assets.selectors import asset_get, asset_invariant_violations
 from assets.services import asset_deposit
 from brokage.auth import Principal, Role
 from brokage.bus import encode, get_bus
-from brokage.consumers import deliver
+from brokage.delivery import deliver
 from brokage.events import EventValidationError, build_envelope, event_type_named, register_event, topic_for
 from tests.assets.factories import PersonFactory
 

@@ -15,7 +15,7 @@ from assets.selectors import asset_get, asset_invariant_violations
 from assets.services import asset_deposit, reservation_create, reservation_release
 from brokage.auth import Principal, Role
 from brokage.bus import OutgoingMessage, get_bus
-from brokage.consumers import KafkaConsumerRunner
+from brokage.consumer_runner import KafkaConsumerRunner
 from brokage.events import build_envelope, partition_key, topic_for
 from customers.services import customer_create
 from tests.assets.factories import AssetFactory

@@ -12,7 +12,8 @@ import uuid
 import pytest
 from django.db import connections
 
-from brokage.consumers import KafkaConsumerRunner, _handlers, handles
+from brokage.consumer_runner import KafkaConsumerRunner
+from brokage.consumers import _handlers, handles
 from customers.models import CustomerTier, OutboxEvent
 from tests.conftest import wait_until
 from tests.customers.conftest import client_for

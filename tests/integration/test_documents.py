@@ -21,7 +21,7 @@ from audit.partitions import COLD, HOT, partition_name, partitions_list
 from audit.services import audit_expired_delete, audit_logs_record
 from audit.tiering import audit_tiering
 from brokage.bus import OutgoingMessage, get_bus
-from brokage.consumers import KafkaConsumerRunner
+from brokage.consumer_runner import KafkaConsumerRunner
 from brokage.documents import EXPIRES_ON, context_database, index_names, setup_all_collections
 from brokage.events import partition_key, topic_for
 from brokage.outbox import outbox_write

@@ -17,10 +17,13 @@ from django.db import connections
 from django.test import override_settings
 
 from brokage.bus import OutgoingMessage, get_bus, reset_bus
-from brokage.consumers import KafkaConsumerRunner, _handlers, handles
+from brokage.consumer_runner import KafkaConsumerRunner
+from brokage.consumers import _handlers, handles
 from brokage.events import dlq_topic_for, partition_key, topic_for
 from brokage.outbox import OutboxStatus
-from brokage.relay import relay_all, relay_drain, relay_pass, relay_thread_stop
+from brokage.relay import relay_drain, relay_pass
+from brokage.relay_thread import relay_thread_stop
+from brokage.relay_wake import relay_all
 from customers.services import customer_create
 from tests.conftest import wait_until
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from brokage.auth import principal_of
 from brokage.bus import OutgoingMessage, get_bus
-from brokage.consumers import KafkaConsumerRunner
+from brokage.consumer_runner import KafkaConsumerRunner
 from brokage.errors import ConflictError
 from brokage.events import partition_key, topic_for
 from orders import services

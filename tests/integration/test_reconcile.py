@@ -10,7 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from brokage.consumers import consuming_contexts, ensure_topics, topics_for
+from brokage.consumer_runner import ensure_topics
+from brokage.consumers import consuming_contexts, topics_for
 from tests.conftest import wait_until
 from tests.integration.test_saga import TIMEOUT, RunningConsumer, deposited, placed, settled
 from tests.trading.desk import Desk

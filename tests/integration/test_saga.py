@@ -15,7 +15,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from brokage.consumers import KafkaConsumerRunner
+from brokage.consumer_runner import KafkaConsumerRunner
 from tests.conftest import wait_until
 from tests.trading.desk import SETTLED, Desk, signed_in
 from tests.trading.factories import OrderRequestFactory

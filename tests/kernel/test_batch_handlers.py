@@ -3,7 +3,8 @@
 import pytest
 
 from brokage.bus import encode, get_bus
-from brokage.consumers import _handlers, deliver, deliver_deferred, handles
+from brokage.consumers import _handlers, handles
+from brokage.delivery import deliver, deliver_deferred
 from brokage.events import build_envelope, topic_for
 
 

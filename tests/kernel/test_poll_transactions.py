@@ -4,7 +4,8 @@ import pytest
 from django.apps import apps
 
 from brokage.bus import EVENT_TYPE_HEADER, encode, get_bus
-from brokage.consumers import _handlers, deliver_poll, handles, wanted
+from brokage.consumers import _handlers, handles
+from brokage.delivery import deliver_poll, wanted
 from brokage.events import topic_for
 from tests.orders.catalog import customer_event
 

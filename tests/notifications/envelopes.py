@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from brokage.bus import encode, get_bus
-from brokage.consumers import deliver
+from brokage.delivery import deliver
 from brokage.events import build_envelope, event_type_named
 
 

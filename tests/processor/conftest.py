@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 
-from brokage import consumers
+from brokage import consumers, delivery
 from brokage.bus import encode, get_bus
 from brokage.events import (
     CUSTOMER_ID,
@@ -88,7 +88,7 @@ class Feed:
 
     def deliver(self, envelope: dict) -> dict:
         context = event_type_named(envelope["event_type"]).context
-        assert consumers.deliver("processor", topic_for(context), encode(envelope), self.bus), self.bus.dead_letters
+        assert delivery.deliver("processor", topic_for(context), encode(envelope), self.bus), self.bus.dead_letters
         return envelope
 
     def __call__(self, event_type: str, payload: dict) -> dict:

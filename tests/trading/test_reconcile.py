@@ -26,7 +26,7 @@ from assets.models import Asset, AssetMovement, AssetReservation
 from audit.documents import audit_database
 from audit.partitions import partitions_list
 from brokage.celery import app as celery_app
-from brokage.outbox import outbox_model
+from brokage.models import outbox_model
 from notifications.documents import NOTIFICATIONS, notifications_database
 from processor.models import SagaInstance
 

@@ -2,7 +2,8 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from brokage.commands import BrokageCommand, non_negative_float, usage_error
-from brokage.consumers import KafkaConsumerRunner, consuming_contexts, topics_for
+from brokage.consumer_runner import KafkaConsumerRunner
+from brokage.consumers import consuming_contexts, topics_for
 
 
 class Command(BrokageCommand):

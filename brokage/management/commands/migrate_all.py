@@ -24,7 +24,7 @@ class Command(BrokageCommand):
             for context in setup_all_collections():
                 self.stdout.write(f"collections and indexes ready: {context}")
         if settings.EVENT_BUS == "kafka" and not options["skip_topics"]:
-            from brokage.consumers import ensure_topics
+            from brokage.consumer_runner import ensure_topics
             from brokage.events import registered_event_types
 
             topics = sorted({event.topic for event in registered_event_types()})

@@ -1,7 +1,7 @@
 import time
 
 from brokage.commands import BrokageCommand, non_negative_float, positive_int, usage_error
-from brokage.outbox import publishing_contexts
+from brokage.models import publishing_contexts
 from brokage.relay import outbox_retry_failed, relay_drain
 
 

@@ -2,9 +2,10 @@ import sys
 
 from django.core.management.base import CommandError
 
-from brokage.backup import BackupDamaged, BackupError, backup_restore, backup_verify, restore_plan
+from brokage.backup import BackupDamaged, BackupError
 from brokage.backup_store import backup_folder
 from brokage.commands import BrokageCommand
+from brokage.restore import backup_restore, backup_verify, restore_plan
 
 
 class Command(BrokageCommand):

@@ -121,7 +121,8 @@ def consumers_running():
     if settings.EVENT_BUS != "kafka":
         yield
         return
-    from brokage.consumers import KafkaConsumerRunner, consuming_contexts
+    from brokage.consumer_runner import KafkaConsumerRunner
+    from brokage.consumers import consuming_contexts
 
     runners = [KafkaConsumerRunner(context) for context in consuming_contexts()]
 
