@@ -9,6 +9,10 @@ class BrokageConfig(AppConfig):
     verbose_name = "Brokage kernel"
 
     def ready(self) -> None:
+        from brokage.bus import InProcessBus
+        from brokage.delivery import deliver_in_process
+
+        InProcessBus.deliver = staticmethod(deliver_in_process)  # the embedded and test profiles' bus
         import_module("brokage.jobs")  # the daily jobs' beat entries, task and /metrics collector
 
 

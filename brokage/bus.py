@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -84,13 +85,14 @@ class InProcessBus:
     def __init__(self) -> None:
         self.dead_letters: list[dict] = []
 
-    def publish_batch(self, messages: list[OutgoingMessage]) -> list[str | None]:
-        # Imported here, not above: delivery runs handlers, whose outbox writes reach the relay,
-        # which imports this module for `get_bus`. In-process delivery closes that loop at run time.
-        from brokage.delivery import deliver_in_process
+    # Set at start-up (`BrokageConfig.ready`) to `brokage.delivery.deliver_in_process`: delivery runs
+    # handlers, whose outbox writes reach the relay, which uses this module, so the bus is handed its
+    # delivery function instead of importing it.
+    deliver: Callable[[str, bytes, InProcessBus], None] | None = None
 
+    def publish_batch(self, messages: list[OutgoingMessage]) -> list[str | None]:
         for message in messages:
-            deliver_in_process(message.topic, encode(message.envelope), self)
+            self.deliver(message.topic, encode(message.envelope), self)
         return [None] * len(messages)
 
     def send_dead_letter(

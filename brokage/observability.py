@@ -127,3 +127,29 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def logging_config(*, level: str) -> dict:
+    """Django's LOGGING: JSON lines with the correlation id, one access line per request (and not the
+    servers' own), everything at `level`."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"correlation": {"()": "brokage.observability.CorrelationIdFilter"}},
+        "formatters": {"json": {"()": "brokage.observability.JsonFormatter"}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation"]},
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # Django's own console handler would print its records a second time, unformatted.
+            "django": {"level": "INFO"},
+            # One access line per request is brokage.access's (with the correlation id); the servers'
+            # lines and Django's 4xx warnings would repeat it. 5xx keep their traceback (django.request).
+            "django.server": {"level": "CRITICAL"},
+            "django.channels.server": {"level": "CRITICAL"},
+            "django.request": {"level": "ERROR"},
+            "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded" for every task
+            "kafka": {"level": "WARNING"},
+        },
+    }

@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from brokage.observability import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BROKAGE_VAR_DIR", BASE_DIR / "var"))
 
@@ -432,24 +434,4 @@ TELEMETRY_BACKGROUND = env_bool("TELEMETRY_BACKGROUND", PROFILE != "test")
 # the router keeps them apart, so the shared table name is intended.
 SILENCED_SYSTEM_CHECKS = ["models.W035", "models.E030"]
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "brokage.observability.CorrelationIdFilter"}},
-    "formatters": {"json": {"()": "brokage.observability.JsonFormatter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation"]},
-    },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # Django's own console handler would print its records a second time, unformatted.
-        "django": {"level": "INFO"},
-        # One access line per request is brokage.access's (with the correlation id); the servers'
-        # lines and Django's 4xx warnings would repeat it. 5xx keep their traceback (django.request).
-        "django.server": {"level": "CRITICAL"},
-        "django.channels.server": {"level": "CRITICAL"},
-        "django.request": {"level": "ERROR"},
-        "celery.app.trace": {"level": "WARNING"},  # "Task ... succeeded" for every task
-        "kafka": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))
