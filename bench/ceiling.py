@@ -178,8 +178,10 @@ def saga_script() -> str:
             # assets: read the TRY row, update it with the version check, keep the reservation
             "BEGIN;",
             _processed("ctx_assets", "ReserveAssets"),
+            # FOR UPDATE: two clients of one customer would otherwise race for the row, and the one
+            # that lost would find no row to update (the system retries such a conflict).
             "SELECT id AS aid, version AS ver FROM ctx_assets.assets WHERE customer_id = :cid AND asset_name = 'TRY'"
-            " \\gset",
+            " FOR UPDATE \\gset",
             "UPDATE ctx_assets.assets SET usable_size = usable_size - 1.5, version = version + 1, updated_at = now()"
             " WHERE id = :aid AND version = :ver RETURNING size AS sz, usable_size AS us \\gset",
             # the ledger line of that change (assets.services.balances.balance_change writes one per change)
