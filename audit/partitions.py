@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 
-from brokage.documents import IndexSpec, as_utc, index_drop_if_present, index_names
+from brokage.documents import IndexSpec, LazyDocuments, as_utc, index_drop_if_present, index_names
 
 LEGACY = "audit_logs"
 HOT, WARM, COLD = "HOT", "WARM", "COLD"
@@ -146,10 +146,10 @@ def _hot_partition(database, day: date):
 # --- Reading ----------------------------------------------------------------------------------------------
 
 
-class PartitionedSequence:
-    """One query over several collections, newest partition first, that a Django Paginator (so DRF's
-    pagination) can count and slice lazily. Each part is (collection, query); the parts hold
-    disjoint time ranges in order, so reading them one after another keeps `sort`."""
+class PartitionedSequence(LazyDocuments):
+    """One query over several collections, newest partition first, counted and sliced lazily. Each
+    part is (collection, query); the parts hold disjoint time ranges in order, so reading them one
+    after another keeps `sort`."""
 
     def __init__(self, parts: list[tuple[object, dict]], sort: list[tuple[str, int]]) -> None:
         self.parts = parts
@@ -165,18 +165,7 @@ class PartitionedSequence:
     def count(self) -> int:
         return sum(self._count_of(index) for index in range(len(self.parts)))
 
-    def __len__(self) -> int:
-        return self.count()
-
-    def __getitem__(self, item):
-        if isinstance(item, int):
-            found = self[item : item + 1]
-            if not found:
-                raise IndexError(item)
-            return found[0]
-        start, stop = item.start or 0, item.stop
-        if stop is not None and stop <= start:
-            return []
+    def _slice(self, start: int, stop: int | None) -> list:
         found: list = []
         skip = start
         for index, (collection, query) in enumerate(self.parts):

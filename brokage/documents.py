@@ -275,17 +275,15 @@ def as_utc(value):
     return value
 
 
-class DocumentSequence:
-    """A query that a Django Paginator (so DRF's pagination) can count and slice lazily."""
-
-    def __init__(self, collection, query: dict, sort: list[tuple[str, int]], projection: dict | None = None) -> None:
-        self.collection = collection
-        self.query = query
-        self.sort = sort
-        self.projection = projection
+class LazyDocuments:
+    """What a Django Paginator (so DRF's pagination) needs of a document query: a count and slices,
+    each read only when asked for. Subclasses say how to count and how to read one slice."""
 
     def count(self) -> int:
-        return self.collection.count_documents(self.query)
+        raise NotImplementedError
+
+    def _slice(self, start: int, stop: int | None) -> list:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self.count()
@@ -297,10 +295,26 @@ class DocumentSequence:
                 raise IndexError(item)
             return found[0]
         start, stop = item.start or 0, item.stop
+        if stop is not None and stop <= start:
+            return []
+        return self._slice(start, stop)
+
+
+class DocumentSequence(LazyDocuments):
+    """One query on one collection, counted and sliced lazily."""
+
+    def __init__(self, collection, query: dict, sort: list[tuple[str, int]], projection: dict | None = None) -> None:
+        self.collection = collection
+        self.query = query
+        self.sort = sort
+        self.projection = projection
+
+    def count(self) -> int:
+        return self.collection.count_documents(self.query)
+
+    def _slice(self, start: int, stop: int | None) -> list:
         cursor = self.collection.find(self.query, self.projection).sort(self.sort).skip(start)
         if stop is not None:
-            if stop <= start:
-                return []
             cursor = cursor.limit(stop - start)
         return list(cursor)
 

@@ -121,22 +121,7 @@ class OrderAdmin(ReadOnlyAdmin):
             },
         ),
     ]
-    readonly_fields = [
-        "status_shown",
-        "related_records",
-        "id",
-        "client_order_id",
-        "customer_shown",
-        "order_side",
-        "asset_name",
-        "size",
-        "price",
-        "amount_exact",
-        "rejection_reason",
-        "created_at",
-        "updated_at",
-        "version",
-    ]
+    readonly_fields = [field for _title, options in fieldsets for field in options["fields"]]
 
     def get_queryset(self, request):
         """The orders of the customers this employee may see (brokers: their assigned customers)."""
