@@ -1,4 +1,5 @@
-"""The events the assets context publishes on `brokage.assets` (docs/events.md)."""
+"""The events the assets context publishes: the saga's replies on `brokage.assets`, balance changes on
+`brokage.assets.balances` (read by notices and the audit trail only; docs/events.md)."""
 
 from brokage.events import CUSTOMER_ID, DECIMAL_STRING, ID_STRING, register_event
 
@@ -87,4 +88,4 @@ _BALANCE_CHANGED_SCHEMA = _schema(
 # Optional: the account a WITHDRAW paid out to, for the audit trail.
 _BALANCE_CHANGED_SCHEMA["properties"]["iban"] = {"type": "string"}
 
-register_event(BALANCE_CHANGED, context=CONTEXT, payload_schema=_BALANCE_CHANGED_SCHEMA)
+register_event(BALANCE_CHANGED, context=CONTEXT, payload_schema=_BALANCE_CHANGED_SCHEMA, family="balances")

@@ -10,6 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brokage.settings")
 app = Celery("brokage")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# A worker that consumes `outbox.<context>` queues is those contexts' relay (loaded once Django is set up).
+app.steps["worker"].add("brokage.relay_listen:RelayWorkerStep")
 
 
 @setup_logging.connect

@@ -213,10 +213,14 @@ def _held_rows_write(alias: str) -> None:
 def instance_insert(instance: models.Model, alias: str) -> None:
     """INSERT a new `instance` whose primary key is already set (a UUID default): `save(force_insert=True)`
     through `row_insert`'s prebuilt statement."""
-    fields = type(instance)._meta.concrete_fields
-    row_insert(type(instance), alias, {field.name: getattr(instance, field.attname) for field in fields})
+    row_insert(type(instance), alias, instance_values(instance))
     instance._state.adding = False
     instance._state.db = alias
+
+
+def instance_values(instance: models.Model) -> dict:
+    """The values of a new `instance` as `row_insert` takes them (field name: value)."""
+    return {field.name: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
 
 
 @functools.cache
@@ -350,14 +354,20 @@ def rows_query(
     return _rows_sql(model, alias, tuple(shape), tuple(order_by), limited, False), params
 
 
-def rows_select(model: type[T], alias: str, where: dict[str, object], **options) -> list[T]:
+def rows_select(
+    model: type[T], alias: str, where: dict[str, object], *, skip_locked: bool = False, **options
+) -> list[T]:
     """The rows of `model` matching `where` as instances (see `rows_query` for `where` and `options`):
     what the queryset `filter(**where).order_by(*order_by)[offset:offset + limit]` gives, without
-    building and compiling that queryset on every call."""
+    building and compiling that queryset on every call. `skip_locked`: lock them, passing over rows
+    another transaction holds (`select_for_update(skip_locked=True)`, where the database has it)."""
     query = rows_query(model, alias, where, **options)
     if query is None:
         return []
-    with connections[alias].cursor() as cursor:
+    connection = connections[alias]
+    if skip_locked and connection.features.has_select_for_update_skip_locked:
+        query = (query[0] + " FOR UPDATE SKIP LOCKED", query[1])
+    with connection.cursor() as cursor:
         cursor.execute(*query)
         return _instances(model, alias, cursor.fetchall())
 

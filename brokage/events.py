@@ -79,6 +79,7 @@ class EventType:
     version: int
     context: str
     schema: dict
+    family: str = ""
 
     @cached_property
     def validator(self):
@@ -87,26 +88,38 @@ class EventType:
 
     @property
     def topic(self) -> str:
-        return topic_for(self.context)
+        return topic_for(self.context, self.family)
 
 
 _registry: dict[tuple[str, int], EventType] = {}
 _latest: dict[str, EventType] = {}
 
 
-def topic_for(context: str) -> str:
-    """`brokage.<context>`; tests on shared Kafka use their own prefix (`settings.KAFKA_TOPIC_PREFIX`)."""
-    return f"{settings.KAFKA_TOPIC_PREFIX}{context}"
+def topic_for(context: str, family: str = "") -> str:
+    """`brokage.<context>`, or `brokage.<context>.<family>` for a family of the context's events that
+    other consumers read apart; tests on shared Kafka use their own prefix (`settings.KAFKA_TOPIC_PREFIX`)."""
+    return f"{settings.KAFKA_TOPIC_PREFIX}{context}" + (f".{family}" if family else "")
+
+
+def envelope_topic(envelope: dict) -> str:
+    """The topic an envelope is published on: its event type's."""
+    return event_type_named(envelope["event_type"], envelope["schema_version"]).topic
 
 
 def dlq_topic_for(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def register_event(name: str, *, context: str, payload_schema: dict, version: int = 1) -> EventType:
-    """Declare an event type published by `context`; re-registering the same version is a no-op."""
+def register_event(name: str, *, context: str, payload_schema: dict, version: int = 1, family: str = "") -> EventType:
+    """Declare an event type published by `context`; re-registering the same version is a no-op.
+
+    `family`: the event goes to `brokage.<context>.<family>` instead of `brokage.<context>`. A consumer
+    group is sent only the topics of the types it handles, so events that most groups ignore (and
+    that need no order relative to the context's other events) get a topic of their own: a group
+    that does not read it never fetches them (docs/events.md).
+    """
     schema = {"type": "object", "additionalProperties": True, **payload_schema}
-    event_type = EventType(name=name, version=version, context=context, schema=schema)
+    event_type = EventType(name=name, version=version, context=context, schema=schema, family=family)
     existing = _registry.get((name, version))
     if existing and existing.context != context:
         raise ValueError(f"{name} v{version} is already published by {existing.context}")

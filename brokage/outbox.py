@@ -1,8 +1,10 @@
 """The transactional outbox: the only way an event leaves a context.
 
 A service writes its domain change and `outbox_write(...)` in one `transaction.atomic(using=alias)`
-block; either both commit or neither does. After commit the relay publishes it (`brokage.relay_wake`
-says when, `brokage.relay` how), and a beat schedule drains anything a lost wake-up left behind.
+block; either both commit or neither does. (Or it builds the row with `outbox_row`, writes it in the
+very statement that makes the change, and then calls `outbox_stored`.) After commit the relay
+publishes it (`brokage.relay_wake` says when, `brokage.relay` how), and a beat schedule drains
+anything a lost wake-up left behind.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from django.db import router, transaction
 
@@ -21,14 +24,70 @@ from brokage.relay_wake import relay_committed, relay_wake
 
 __all__ = [
     "OutboxEventBase",
+    "OutboxRow",
     "OutboxStatus",
     "outbox_resend",
+    "outbox_row",
+    "outbox_stored",
     "outbox_write",
     "outbox_written",
 ]
 
 # Event ids `outbox_write` stored while an `outbox_written()` block is open in this thread.
 _written = threading.local()
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One event's outbox row, validated and not yet stored: for a statement that writes it together
+    with the change it records (`brokage.guarded_rows.rows_insert_if`); `outbox_stored(row)` once it is written."""
+
+    context: str
+    model: type[OutboxEventBase]
+    alias: str
+    values: dict
+    envelope: dict
+
+
+def outbox_row(
+    context: str,
+    event_type: str,
+    *,
+    aggregate_type: str,
+    aggregate_id,
+    payload: dict,
+    actor_id=None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> OutboxRow:
+    """The validated envelope of one event of `context` and the outbox row that carries it."""
+    model = outbox_model(context)
+    envelope = build_envelope(
+        event_type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        payload=payload,
+        actor_id=actor_id,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
+    values = {
+        "id": uuid.UUID(envelope["event_id"]),
+        "aggregate_type": aggregate_type,
+        "aggregate_id": str(aggregate_id),
+        "event_type": event_type,
+        "payload": envelope,
+    }
+    return OutboxRow(context, model, router.db_for_write(model), values, envelope)
+
+
+def outbox_stored(row: OutboxRow) -> None:
+    """`row` was written, in the open transaction or (a statement of its own) already committed:
+    the relay publishes it once that commits."""
+    relay_committed(row.context, row.envelope, using=row.alias)
+    written = getattr(_written, "ids", None)
+    if written is not None:
+        written.append(row.envelope["event_id"])
 
 
 def outbox_write(
@@ -46,12 +105,11 @@ def outbox_write(
 
     Returns the envelope. The relay is woken once the surrounding transaction commits.
     """
-    model = outbox_model(context)
-    alias = router.db_for_write(model)
-    connection = transaction.get_connection(alias)
-    if not connection.in_atomic_block:
+    alias = router.db_for_write(outbox_model(context))
+    if not transaction.get_connection(alias).in_atomic_block:
         raise RuntimeError(f"outbox_write({event_type}) must run inside transaction.atomic(using={alias!r})")
-    envelope = build_envelope(
+    row = outbox_row(
+        context,
         event_type,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
@@ -60,23 +118,10 @@ def outbox_write(
         correlation_id=correlation_id,
         causation_id=causation_id,
     )
-    row_insert(
-        model,
-        alias,
-        {
-            "id": uuid.UUID(envelope["event_id"]),
-            "aggregate_type": aggregate_type,
-            "aggregate_id": str(aggregate_id),
-            "event_type": event_type,
-            "payload": envelope,
-        },
-        hold=True,  # inside a consumer's batch: written with the poll's other outbox rows at its end
-    )
-    relay_committed(context, envelope, using=alias)
-    written = getattr(_written, "ids", None)
-    if written is not None:
-        written.append(envelope["event_id"])
-    return envelope
+    # hold: inside a consumer's batch, written with the poll's other outbox rows at its end
+    row_insert(row.model, alias, row.values, hold=True)
+    outbox_stored(row)
+    return row.envelope
 
 
 @contextlib.contextmanager

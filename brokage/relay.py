@@ -19,6 +19,7 @@ publishes committed rows from their envelopes: `brokage.relay_thread`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -33,7 +34,7 @@ from django.utils import timezone
 
 from brokage.bus import OutgoingMessage, get_bus
 from brokage.db import rows_select
-from brokage.events import partition_key, topic_for
+from brokage.events import envelope_topic, partition_key
 from brokage.models import OutboxStatus, outbox_model
 from brokage.transient import Backoff
 
@@ -72,12 +73,13 @@ def relay_pass(context: str, *, batch_size: int | None = None, created_before=No
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     if not connections[alias].features.has_select_for_update:
         return _relay_pass_unlocked(context, model, alias, batch_size, created_before)
-    pending = model.objects.using(alias).filter(status=OutboxStatus.PENDING)
+    where = {"status": OutboxStatus.PENDING}
     if created_before is not None:
-        pending = pending.filter(created_at__lt=created_before)
+        where["created_at__lt"] = created_before
     with transaction.atomic(using=alias):
         _serialize_passes(context, alias)
-        rows = list(pending.select_for_update(skip_locked=True).order_by("created_at")[:batch_size])
+        # The statement is written once (brokage.db): compiling the queryset was half a relay worker's CPU.
+        rows = rows_select(model, alias, where, order_by=("created_at",), limit=batch_size, skip_locked=True)
         if not rows:
             return RelayResult()
         return _publish(context, alias, rows)
@@ -86,7 +88,7 @@ def relay_pass(context: str, *, batch_size: int | None = None, created_before=No
 def _publish(context: str, alias: str, rows: list) -> RelayResult:
     """Publish `rows`, mark the acknowledged ones PUBLISHED and count an attempt on the others."""
     result = RelayResult()
-    errors = get_bus().publish_batch([_message(context, row.payload) for row in rows])
+    errors = get_bus().publish_batch([_message(row.payload) for row in rows])
     delivered = [row.id for row, error in zip(rows, errors, strict=False) if error is None]
     outbox_mark_published(context, delivered)
     result.published = len(delivered)
@@ -152,17 +154,40 @@ def _note_attempts(model, alias: str, failed: list, result: RelayResult) -> None
     result.errors.extend(str(error) for _row, error in failed[-10:])
 
 
-def _message(context: str, envelope: dict) -> OutgoingMessage:
-    return OutgoingMessage(topic=topic_for(context), key=partition_key(envelope), envelope=envelope)
+def _message(envelope: dict) -> OutgoingMessage:
+    return OutgoingMessage(topic=envelope_topic(envelope), key=partition_key(envelope), envelope=envelope)
 
 
 def outbox_mark_published(context: str, ids: list) -> None:
-    """The acknowledged rows become PUBLISHED (a row another pass marked already is left as it is)."""
-    if ids:
-        model = outbox_model(context)
-        model.objects.using(router.db_for_write(model)).filter(id__in=ids, status=OutboxStatus.PENDING).update(
+    """The acknowledged rows become PUBLISHED (a row another pass marked already is left as it is).
+
+    On PostgreSQL one statement written once per table, the ids as one array parameter."""
+    if not ids:
+        return
+    model = outbox_model(context)
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        model.objects.using(alias).filter(id__in=ids, status=OutboxStatus.PENDING).update(
             status=OutboxStatus.PUBLISHED, published_at=timezone.now(), last_error=""
         )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _mark_published_sql(model, alias),
+            [OutboxStatus.PUBLISHED, timezone.now(), [str(event_id) for event_id in ids], OutboxStatus.PENDING],
+        )
+
+
+@functools.cache
+def _mark_published_sql(model, alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    names = ("id", "status", "published_at", "last_error")
+    column = {name: quote(model._meta.get_field(name).column) for name in names}
+    return (
+        f"UPDATE {quote(model._meta.db_table)} SET {column['status']} = %s, {column['published_at']} = %s, "  # noqa: S608
+        f"{column['last_error']} = '' WHERE {column['id']} = ANY(%s::uuid[]) AND {column['status']} = %s"
+    )
 
 
 def _serialize_passes(context: str, alias: str) -> None:
@@ -231,7 +256,7 @@ def publish_committed(committed: list[tuple[str, dict]]) -> dict[str, list[str]]
 
     A row whose delivery failed stays PENDING for the beat's `relay_all` (which counts the attempt).
     """
-    errors = get_bus().publish_batch([_message(context, envelope) for context, envelope in committed])
+    errors = get_bus().publish_batch([_message(envelope) for _context, envelope in committed])
     delivered: dict[str, list[str]] = {}
     for (context, envelope), error in zip(committed, errors, strict=True):
         if error is None:

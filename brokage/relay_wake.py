@@ -8,8 +8,10 @@
   thread (`brokage.relay_thread`), and each committed row is handed to it (`relay_committed`). The
   beat's `relay_all` leaves rows younger than `OUTBOX_RELAY_GRACE_SECONDS` to these threads, so a
   row is not published twice while its thread is still waiting for Kafka's acknowledgement.
-- `OUTBOX_RELAY_MODE = "celery"`: a Redis flag makes one queued Celery task per context absorb a
-  burst of commits, for deployments that want publishing out of the web processes.
+- `OUTBOX_RELAY_MODE = "celery"`: a relay worker per context publishes, out of the web and consumer
+  processes (`brokage.relay_listen`). On PostgreSQL the outbox's trigger NOTIFYs it at commit and
+  nothing here runs (`brokage.relay_notify`); with `OUTBOX_RELAY_WAKE = "task"`, or a database that
+  cannot NOTIFY, a Redis flag keeps at most one `relay_context` task per context in its queue.
 - `OUTBOX_RELAY_MODE = "off"`: no wake-up at all; the beat publishes (bulk jobs on scratch copies).
 
 In every mode the beat's `relay_all` is the safety net for wake-ups lost to a crash (or a process
@@ -24,12 +26,14 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from brokage.celery import app as celery_app
 from brokage.models import publishing_contexts
 from brokage.relay import relay_drain
+from brokage.relay_listen import relay_queue
+from brokage.relay_notify import relay_notify
 from brokage.relay_thread import process_relay_thread
 
 logger = logging.getLogger(__name__)
@@ -94,6 +98,16 @@ def _relay_threads_publish() -> bool:
     return settings.OUTBOX_RELAY_MODE == "thread" and not settings.CELERY_TASK_ALWAYS_EAGER
 
 
+def _notify_wakes(using: str) -> bool:
+    """Whether the relay workers hear this database's commits themselves (PostgreSQL NOTIFY)."""
+    return (
+        settings.OUTBOX_RELAY_MODE == "celery"
+        and settings.OUTBOX_RELAY_WAKE == "notify"
+        and not settings.CELERY_TASK_ALWAYS_EAGER
+        and connections[using].vendor == "postgresql"
+    )
+
+
 def _wake_now(context: str) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         _pump_run(context)
@@ -107,7 +121,7 @@ def _wake_now(context: str) -> None:
 
     try:
         if get_redis().set(WAKE_FLAG.format(context=context), "1", nx=True, ex=30):
-            relay_context.apply_async(args=[context])
+            relay_context.apply_async(args=[context], queue=relay_queue(context))
     except Exception:  # the beat drains the outbox if the wake-up cannot be queued
         logger.warning("relay wake-up not queued", extra={"context": context}, exc_info=True)
 
@@ -118,6 +132,8 @@ def relay_committed(context: str, envelope: dict, *, using: str) -> None:
     With relay threads the envelope itself goes to this process's thread (nothing to read back); a
     savepoint rolled back drops it, as Django drops its on-commit callbacks. Otherwise: `relay_wake`.
     """
+    if _notify_wakes(using):
+        return  # the outbox's trigger notifies the relay worker when this transaction commits
     if not _relay_threads_publish():
         relay_wake(context, using=using)
         return
@@ -126,6 +142,9 @@ def relay_committed(context: str, envelope: dict, *, using: str) -> None:
 
 def relay_wake(context: str, *, using: str) -> None:
     """Ask for `context`'s outbox to be drained once the current transaction on `using` commits."""
+    if _notify_wakes(using):
+        relay_notify(context, using=using)  # delivered at commit (at once outside a transaction)
+        return
     connection = transaction.get_connection(using)
     for _sids, func, _robust in connection.run_on_commit:
         if getattr(func, "relay_context", None) == context:

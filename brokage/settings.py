@@ -241,8 +241,21 @@ OUTBOX_BATCH_SIZE = int(os.environ.get("BROKAGE_OUTBOX_BATCH_SIZE", "500"))
 # How long one relay pass waits for Kafka to acknowledge a batch before counting a failed attempt.
 OUTBOX_DELIVERY_TIMEOUT_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_DELIVERY_TIMEOUT", "5"))
 # Who publishes after a commit: "thread" (a relay thread in the writing process; dev and prod) or
-# "celery" (a queued task per context) or "off" (the beat alone). The beat's relay_all is the safety net.
+# "celery" (a relay worker per context, docs/relay.md) or "off" (the beat alone). The beat's
+# relay_all is the safety net.
 OUTBOX_RELAY_MODE = os.environ.get("BROKAGE_OUTBOX_RELAY_MODE", "thread" if USES_REAL_SERVICES else "celery")
+# With "celery", how a commit wakes its relay worker: "notify" (PostgreSQL NOTIFY from a trigger on
+# the outbox, at commit; only sessions that carry the option below notify) or "task" (a Redis flag
+# and at most one queued task per context).
+OUTBOX_RELAY_WAKE = os.environ.get("BROKAGE_OUTBOX_RELAY_WAKE", "notify")
+# How long a relay worker lets commits gather after a wake-up before it drains (fewer, bigger drains
+# for that much latency per hop); 0: at once.
+OUTBOX_RELAY_DEBOUNCE_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_RELAY_DEBOUNCE", "0"))
+if OUTBOX_RELAY_MODE == "celery" and OUTBOX_RELAY_WAKE == "notify":
+    for _database in DATABASES.values():
+        if _database["ENGINE"] == "django.db.backends.postgresql":
+            _options = _database.setdefault("OPTIONS", {})
+            _options["options"] = f"{_options.get('options', '')} -c brokage.outbox_notify=on".strip()
 # With relay threads, how long the beat leaves a fresh row to the thread of the process that wrote it.
 OUTBOX_RELAY_GRACE_SECONDS = float(os.environ.get("BROKAGE_OUTBOX_RELAY_GRACE", "5"))
 # How long an order's saga may wait for its reservation before the order is rejected

@@ -1,4 +1,4 @@
-"""The events the orders context publishes on `brokage.orders` (docs/events.md).
+"""The events the orders context publishes on `brokage.orders` and `brokage.orders.status` (docs/events.md).
 
 Every one carries the order snapshot plus the status it left and the status it entered.
 """
@@ -45,5 +45,9 @@ ORDER_STATUS_CHANGED = "OrderStatusChanged"
 ORDER_CANCELED = "OrderCanceled"
 ORDER_MATCHED = "OrderMatched"
 
-for _name in (ORDER_CREATED, ORDER_STATUS_CHANGED, ORDER_CANCELED, ORDER_MATCHED):
+# The saga's inputs stay on `brokage.orders`, in the order they were written (a cancel never overtakes
+# the creation). The status changes, three an order, are for notices and the audit trail only: on
+# `brokage.orders.status` the saga's consumers never fetch them.
+for _name in (ORDER_CREATED, ORDER_CANCELED, ORDER_MATCHED):
     register_event(_name, context=CONTEXT, payload_schema=ORDER_SNAPSHOT_SCHEMA)
+register_event(ORDER_STATUS_CHANGED, context=CONTEXT, payload_schema=ORDER_SNAPSHOT_SCHEMA, family="status")

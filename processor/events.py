@@ -1,4 +1,5 @@
-"""The saga's commands and decisions, published on `brokage.processor` (docs/events.md)."""
+"""The saga's commands to assets, published on `brokage.processor`, and its decisions for orders, on
+`brokage.processor.outcomes` (docs/events.md): each consumer fetches only the family it acts on."""
 
 from brokage.events import CUSTOMER_ID, DECIMAL_STRING, ID_STRING, register_event
 
@@ -67,6 +68,7 @@ SETTLE_ASSETS = register_event(
 ORDER_CONFIRMED = register_event(
     "OrderConfirmed",
     context=CONTEXT,
+    family="outcomes",
     payload_schema=_schema(
         {
             "saga_id": ID_STRING,
@@ -82,6 +84,7 @@ ORDER_CONFIRMED = register_event(
 ORDER_EXPIRED = register_event(
     "OrderExpired",
     context=CONTEXT,
+    family="outcomes",
     payload_schema=_schema(
         {
             "saga_id": ID_STRING,

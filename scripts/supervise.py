@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Run the processes of a Procfile under supervisor, as a production process manager would.
 
-    scripts/supervise.py [--procfile Procfile.dev] [--run-dir var/run/dev] [--only NAME ...]
+    scripts/supervise.py [--procfile Procfile.dev ...] [--run-dir var/run/dev] [--only NAME ...]
 
 The Procfile stays the one list of processes (`name: command`, `${VAR:-default}` expanded by the
-shell, run from the repository root). This writes a supervisord configuration for it into the run
-directory and then becomes supervisord, in the foreground:
+shell, run from the repository root); several `--procfile`s add up (`make run` adds the relay
+workers of Procfile.relay-celery when BROKAGE_OUTBOX_RELAY_MODE=celery). This writes a supervisord
+configuration for them into the run directory and then becomes supervisord, in the foreground:
 
 - a process that exits is started again; one that keeps dying at start is retried with a growing
   delay (supervisor's BACKOFF state: 1 s, 2 s, 3 s … up to `startretries`), the others keep running;
@@ -119,7 +120,7 @@ def reap_orphans() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--procfile", type=Path, default=ROOT / "Procfile.dev")
+    parser.add_argument("--procfile", type=Path, action="append", help="A Procfile (repeatable; default Procfile.dev).")
     parser.add_argument("--run-dir", type=Path, default=ROOT / "var" / "run" / "dev")
     parser.add_argument("--only", nargs="*", help="Run only these processes of the Procfile.")
     parser.add_argument("--reap-orphans", action="store_true", help=argparse.SUPPRESS)  # the event listener
@@ -127,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.reap_orphans:
         reap_orphans()
 
-    processes = read_procfile(args.procfile)
+    procfiles = args.procfile or [ROOT / "Procfile.dev"]
+    processes = {name: command for procfile in procfiles for name, command in read_procfile(procfile).items()}
     if args.only:
         unknown = set(args.only) - set(processes)
         if unknown:
-            parser.error(f"not in {args.procfile}: {', '.join(sorted(unknown))}")
+            parser.error(f"not in {', '.join(map(str, procfiles))}: {', '.join(sorted(unknown))}")
         processes = {name: command for name, command in processes.items() if name in args.only}
     run_dir = args.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -145,6 +145,29 @@ def test_relay_killed_after_producing_publishes_again_and_the_consumer_keeps_one
     assert orders_processed_events().objects.filter(event_id=row.id).count() == 1
 
 
+@override_settings(CELERY_TASK_ALWAYS_EAGER=False)
+def test_a_pass_leaves_a_row_another_transaction_holds_and_the_next_pass_publishes_it(orders_consumer):
+    held_customer, free_customer = make_customer("kafka-held"), make_customer("kafka-free")  # both PENDING
+    held = CustomerOutbox.objects.get(event_type="CustomerCreated", aggregate_id=str(held_customer.pk))
+    free = CustomerOutbox.objects.get(event_type="CustomerCreated", aggregate_id=str(free_customer.pk))
+    other = connections.create_connection("default")  # another relay in the middle of its pass
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {CustomerOutbox._meta.db_table} WHERE id = %s FOR UPDATE", [held.pk])
+        assert relay_pass("customers").published >= 1
+        held.refresh_from_db()
+        free.refresh_from_db()
+        assert (held.status, free.status) == (OutboxStatus.PENDING, OutboxStatus.PUBLISHED)
+    finally:
+        other.rollback()
+        other.close()
+    relay_drain("customers")
+    held.refresh_from_db()
+    assert held.status == OutboxStatus.PUBLISHED and held.published_at is not None
+    wait_until(lambda: orders_replica().objects.filter(customer_id=held_customer.pk).exists(), message="orders replica")
+
+
 def _services(*args):
     subprocess.run(["bash", str(SERVICES), *args], check=True, capture_output=True, timeout=300)
 

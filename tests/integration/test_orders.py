@@ -16,7 +16,7 @@ from brokage.auth import principal_of
 from brokage.bus import OutgoingMessage, get_bus
 from brokage.consumer_runner import KafkaConsumerRunner
 from brokage.errors import ConflictError
-from brokage.events import partition_key, topic_for
+from brokage.events import envelope_topic, partition_key
 from orders import services
 from orders.models import BrokerAssignmentReplica, CustomerReplica, Order, OrderStatus
 from tests.conftest import wait_until
@@ -32,9 +32,9 @@ from tests.orders.factories import OrderFactory, PersonFactory
 pytestmark = pytest.mark.integration
 
 
-def publish(context: str, envelope: dict) -> None:
+def publish(envelope: dict) -> None:
     errors = get_bus().publish_batch(
-        [OutgoingMessage(topic=topic_for(context), key=partition_key(envelope), envelope=envelope)]
+        [OutgoingMessage(topic=envelope_topic(envelope), key=partition_key(envelope), envelope=envelope)]
     )
     assert errors == [None]
 
@@ -60,8 +60,8 @@ def orders_consumer():
 def test_an_order_goes_through_the_saga_events_on_kafka(orders_consumer):
     person = PersonFactory()
     broker = PersonFactory(role="BROKER")
-    publish("customers", customer_event(person.pk))
-    publish("customers", assignment_event(broker.pk, person.pk))
+    publish(customer_event(person.pk))
+    publish(assignment_event(broker.pk, person.pk))
     wait_until(lambda: BrokerAssignmentReplica.objects.filter(broker_id=broker.pk).exists(), message="assignment")
     assert CustomerReplica.objects.get(customer_id=person.pk).role == "CUSTOMER"
 
@@ -77,8 +77,8 @@ def test_an_order_goes_through_the_saga_events_on_kafka(orders_consumer):
 
     # Orders sees its own OrderCreated come back from Kafka: the relay published it.
     wait_until(lambda: Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_RESERVATION, message="published")
-    publish("assets", asset_reserved(order))
-    publish("processor", order_confirmed(order))
+    publish(asset_reserved(order))
+    publish(order_confirmed(order))
     wait_until(lambda: Order.objects.get(pk=order.pk).status == OrderStatus.ORDER_CONFIRMED, message="confirmed")
 
     matched = client.post(f"/api/orders/{order.pk}/match")
@@ -89,12 +89,12 @@ def test_an_order_goes_through_the_saga_events_on_kafka(orders_consumer):
 
 def test_prefer_wait_returns_when_the_saga_confirms(orders_consumer):
     person = PersonFactory()
-    publish("customers", customer_event(person.pk))
+    publish(customer_event(person.pk))
 
     def saga():
         order = wait_until(lambda: Order.objects.filter(client_order_id="wait-on-kafka").first(), message="order")
-        publish("assets", asset_reserved(order))
-        publish("processor", order_confirmed(order))
+        publish(asset_reserved(order))
+        publish(order_confirmed(order))
         connections.close_all()
 
     thread = threading.Thread(target=saga)

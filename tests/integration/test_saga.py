@@ -17,6 +17,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from brokage.consumer_runner import KafkaConsumerRunner
 from tests.conftest import wait_until
+from tests.integration.relay_modes import relay_mode
 from tests.trading.desk import SETTLED, Desk, signed_in
 from tests.trading.factories import OrderRequestFactory
 
@@ -44,9 +45,22 @@ class RunningConsumer:
 
 
 @pytest.fixture
-def saga_consumers(settings):
-    """Fresh topics for this test, and the consumers of every context the saga crosses."""
+def topics(settings):
+    """Fresh topics for this test."""
     settings.KAFKA_TOPIC_PREFIX = f"test{uuid.uuid4().hex[:8]}.brokage."
+
+
+@pytest.fixture
+def relays(request, topics):
+    """Who publishes the outboxes: the eager relay by default, or a mode the test is parametrized with
+    (entered after the `settings` fixture's changes, so each is undone in turn)."""
+    with relay_mode(getattr(request, "param", "eager")):
+        yield
+
+
+@pytest.fixture
+def saga_consumers(relays):
+    """The consumers of every context the saga crosses."""
     running = [RunningConsumer(context) for context in SAGA_CONTEXTS]
     yield running
     for consumer in running:
@@ -99,6 +113,7 @@ def balances_become(desk: Desk, customer_id: int, expected: dict) -> None:
     )
 
 
+@pytest.mark.parametrize("relays", ["thread", "celery"], indirect=True)
 def test_the_brokerage_case_over_kafka(desk):
     trader = desk.new_customer()
     cid = trader["id"]

@@ -6,14 +6,14 @@ nothing for users that already exist. (The benchmark's bulk data set is `bench/s
 """
 
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.db import connections
-from django.test import Client
+from django.test import Client, override_settings
 
 from brokage.commands import BrokageCommand
 
@@ -52,7 +52,7 @@ class Command(BrokageCommand):
                 "seed_demo refuses the prod profile: it creates logins whose passwords are public "
                 "(admin / admin-pass-123). Use --force if this really is a demo installation."
             )
-        with consumers_running():
+        with consumers_running(), relays_in_line():
             self.seed()
 
     def seed(self):
@@ -111,6 +111,14 @@ class Command(BrokageCommand):
         if response.status_code not in (200, 201):
             raise CommandError(f"POST {path} answered {response.status_code}: {response.content[:500]!r}")
         return response.json()
+
+
+def relays_in_line():
+    """In relay mode celery the relay workers start with the other processes, after seeding: until
+    then the outboxes are published in-line after each commit, as on the embedded profile."""
+    if settings.OUTBOX_RELAY_MODE != "celery":
+        return nullcontext()
+    return override_settings(CELERY_TASK_ALWAYS_EAGER=True)
 
 
 @contextmanager
