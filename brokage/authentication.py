@@ -11,7 +11,8 @@ next request, and clients never see the difference.
 
 Trade-offs, knowingly taken:
 - one Redis round trip per request instead of one PostgreSQL query: the marker of the person's last
-  change, read in the same MULTI that counts the request for the rate limit (brokage/ratelimit.py);
+  change, read in the same MULTI that counts the request for the rate limit (brokage/ratelimit.py)
+  and, when the request carries an `Idempotency-Key`, claims that key (`PrincipalRoundTrip`);
 - a change to a tier's definition (its `rate_limit`) reaches the tokens issued after it only, i.e.
   within `SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]`: a rate limit is not an access boundary;
 - when Redis cannot be read, requests fall back to reading the user (slower, still correct);
@@ -27,6 +28,7 @@ import logging
 import time
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import router, transaction
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from redis.exceptions import RedisError
@@ -120,10 +122,59 @@ class TokenPrincipal:
         return f"user {self.pk} ({self.role})"
 
 
+class PrincipalRoundTrip:
+    """The one Redis round trip that authenticates a token by its claims: the marker of the person's
+    last change and, when rate limits are on, the count of this request in its window
+    (brokage.ratelimit). Queued on a MULTI that may carry other commands (an idempotency key's claim,
+    brokage/idempotency.py, which runs first and leaves it on the request for authentication)."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        self.counting = getattr(settings, "RATE_LIMIT_ENABLED", True)
+        self.changed_at: bytes | None = None
+        self.counted: CountedRequest | None = None
+        self.done = False
+
+    def queue(self, pipeline) -> None:
+        pipeline.get(CHANGED_KEY.format(user_id=self.user_id))
+        if self.counting:
+            self._window = rate_limit_count(pipeline, user_subject(self.user_id), window_seconds=USER_WINDOW_SECONDS)
+
+    def read(self, replies: list) -> None:
+        """Take this round trip's replies (those of the commands `queue` added, in order)."""
+        self.changed_at = replies[0]
+        if self.counting:
+            window_index, at = self._window
+            self.counted = CountedRequest(
+                subject=user_subject(self.user_id), window_index=window_index, count=replies[1], at=at
+            )
+        self.done = True
+
+    def run(self) -> None:
+        pipeline = get_redis().pipeline(transaction=True)
+        self.queue(pipeline)
+        self.read(pipeline.execute())
+
+
 class PrincipalTokenAuthentication(JWTAuthentication):
     """JWT bearer authentication that trusts the token's principal claims unless the person changed
     after they were stamped. Tokens without those claims (e.g. made by simplejwt's
     `RefreshToken.for_user`) are authenticated by reading the user, as simplejwt does."""
+
+    _round_trip: PrincipalRoundTrip | None = None
+
+    def __init__(self) -> None:
+        """simplejwt looks the user model up here, and DRF makes an instance per request: only a token
+        authenticated by reading the user needs it (`user_model`)."""
+
+    @property
+    def user_model(self):
+        return get_user_model()
+
+    def authenticate(self, request):
+        # Made already, with the idempotency key's claim, when the request carried one.
+        self._round_trip = getattr(request, "principal_round_trip", None)
+        return super().authenticate(request)
 
     def get_validated_token(self, raw_token):
         token = _verified_tokens.get(raw_token)
@@ -145,41 +196,47 @@ class PrincipalTokenAuthentication(JWTAuthentication):
             claims_at = float(validated_token[CLAIMS_AT_CLAIM])
         except (KeyError, TypeError, ValueError):
             raise InvalidToken("Token contained malformed principal claims.") from None
-        # One round trip: the marker of the person's last change and, when rate limits are on, the
-        # count of this request in its window (brokage.ratelimit), which the throttle then uses.
-        counting = getattr(settings, "RATE_LIMIT_ENABLED", True)
-        try:
-            pipeline = get_redis().pipeline(transaction=True)
-            pipeline.get(CHANGED_KEY.format(user_id=user_id))
-            if counting:
-                subject = user_subject(user_id)
-                window_index, at = rate_limit_count(pipeline, subject, window_seconds=USER_WINDOW_SECONDS)
-            changed_at, *counts = pipeline.execute()
-        except RedisError:
-            logger.warning("principal change markers unreadable: reading the user", exc_info=True)
-            return super().get_user(validated_token)
+        round_trip = self._round_trip
+        if round_trip is None or round_trip.user_id != user_id or not round_trip.done:
+            round_trip = PrincipalRoundTrip(user_id)
+            try:
+                round_trip.run()
+            except RedisError:
+                logger.warning("principal change markers unreadable: reading the user", exc_info=True)
+                return super().get_user(validated_token)
+        changed_at = round_trip.changed_at
         if changed_at is not None and float(changed_at) >= claims_at:
             user = super().get_user(validated_token)  # stamped before the last change: the user row decides
         else:
             user = TokenPrincipal(user_id, role, rate_limit)
-        if counting:
-            user.counted_request = CountedRequest(subject=subject, window_index=window_index, count=counts[0], at=at)
+        if round_trip.counted is not None:
+            user.counted_request = round_trip.counted
         return user
 
 
-def bearer_user_id(request) -> int | None:
-    """The user id of `request`'s bearer access token (signature and expiry checked, nothing read);
-    None without a bearer token. Raises `AuthenticationFailed` for a token that is not valid."""
+def bearer_token(request):
+    """`request`'s bearer access token, its signature and expiry checked (nothing read); None without
+    one. Raises `AuthenticationFailed` for a token that is not valid."""
     authentication = PrincipalTokenAuthentication()
     header = authentication.get_header(request)
     raw_token = None if header is None else authentication.get_raw_token(header)
     if raw_token is None:
         return None
-    token = authentication.get_validated_token(raw_token)
+    return authentication.get_validated_token(raw_token)
+
+
+def token_user_id(token) -> int:
     try:
         return int(token[jwt_settings.USER_ID_CLAIM])
     except (KeyError, TypeError, ValueError):
         raise InvalidToken("Token contained no recognizable user identification.") from None
+
+
+def principal_round_trip_for(token) -> PrincipalRoundTrip | None:
+    """The round trip that will authenticate `token`, if its claims are what authenticates it."""
+    if not all(claim in token for claim in PRINCIPAL_CLAIMS):
+        return None
+    return PrincipalRoundTrip(token_user_id(token))
 
 
 class PrincipalTokenScheme(SimpleJWTScheme):

@@ -27,7 +27,7 @@ from django.http import HttpResponse, JsonResponse
 from redis.exceptions import RedisError
 from rest_framework.exceptions import AuthenticationFailed
 
-from brokage.authentication import bearer_user_id
+from brokage.authentication import PrincipalRoundTrip, bearer_token, principal_round_trip_for, token_user_id
 from brokage.clientip import client_ip
 from brokage.redis import get_redis
 
@@ -44,18 +44,19 @@ TRANSIENT_STATUSES = frozenset({401, 408, 429})
 logger = logging.getLogger(__name__)
 
 
-def _person(request) -> str | None:
-    """Whose key it is; None when the request's credentials are not valid (it will be refused)."""
+def _person(request) -> tuple[str | None, PrincipalRoundTrip | None]:
+    """Whose key it is (None when the request's credentials are not valid: it will be refused), and
+    the Redis round trip that will authenticate its bearer token, to be made with the key's claim."""
     try:
-        user_id = bearer_user_id(request)
+        token = bearer_token(request)
+        if token is not None:
+            return f"user:{token_user_id(token)}", principal_round_trip_for(token)
     except AuthenticationFailed:
-        return None
-    if user_id is not None:
-        return f"user:{user_id}"
+        return None, None
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        return f"user:{user.pk}"
-    return f"ip:{client_ip(request)}"
+        return f"user:{user.pk}", None
+    return f"ip:{client_ip(request)}", None
 
 
 def applies_to(path: str) -> bool:
@@ -95,7 +96,7 @@ class IdempotencyMiddleware:
             return self.get_response(request)
         if len(key) > MAX_KEY_LENGTH:
             return JsonResponse({"detail": f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters."}, status=400)
-        person = _person(request)
+        person, round_trip = _person(request)
         if person is None:
             return self.get_response(request)  # refused by authentication; nothing to remember
         scope = f"{request.method}:{normalized_path(request.path)}"
@@ -104,14 +105,24 @@ class IdempotencyMiddleware:
         fingerprint = _fingerprint(request)
         redis = get_redis()
         try:
-            claimed = redis.set(
+            # One round trip: the claim, what the key holds when the claim fails, and the token's
+            # authentication (brokage.authentication.PrincipalRoundTrip), left on the request for it.
+            pipeline = redis.pipeline(transaction=True)
+            pipeline.set(
                 redis_key,
                 json.dumps({"fingerprint": fingerprint, "state": "running"}),
                 nx=True,
                 ex=IN_PROGRESS_TTL_SECONDS,
             )
+            pipeline.get(redis_key)
+            if round_trip is not None:
+                round_trip.queue(pipeline)
+            claimed, held, *replies = pipeline.execute()
+            if round_trip is not None:
+                round_trip.read(replies)
+                request.principal_round_trip = round_trip
             if not claimed:
-                return self._replay(redis.get(redis_key), fingerprint)
+                return self._replay(held, fingerprint)
         except RedisError:
             logger.warning("idempotency store unavailable; request refused", exc_info=True)
             response = JsonResponse({"detail": "Service temporarily unavailable; retry."}, status=503)

@@ -11,10 +11,12 @@ A request is counted by INCR and EXPIRE of its window's counter in one MULTI. Fo
 that is the Redis round trip its authentication makes anyway (`brokage.authentication` reads the
 person's last-change marker in the same MULTI and hands the count on as `CountedRequest`); other
 requests (session, anonymous) are counted here. So every authenticated API request is counted,
-including one a permission check then refuses. The throttle puts `X-RateLimit-Limit`,
-`X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time the window ends) on the view's response
-headers, which DRF copies onto every response of that view, the 429 included (DRF adds its
-`Retry-After`); a request refused before the throttle runs gets no such headers.
+including one a permission check then refuses and, for a token authenticated by its claims, one
+answered with an `Idempotency-Key`'s stored response (its count rides on the key's claim). The
+throttle puts `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time the
+window ends) on the view's response headers, which DRF copies onto every response of that view,
+the 429 included (DRF adds its `Retry-After`); a request refused before the throttle runs gets no
+such headers.
 
 If Redis cannot be reached the request is let through: a rate limiter must not take the API down.
 `RATE_LIMIT_ENABLED=0` turns the limits off.

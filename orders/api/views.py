@@ -15,7 +15,12 @@ from brokage.api import Pagination
 from brokage.auth import principal_of
 from brokage.deferred import defer_response, register_waiter
 from orders import selectors, services
-from orders.api.serializers import OrderCreateSerializer, OrderFilterSerializer, OrderSerializer
+from orders.api.serializers import (
+    OrderCreateSerializer,
+    OrderFilterSerializer,
+    OrderSerializer,
+    order_create_arguments,
+)
 
 MAX_WAIT_SECONDS = 30
 _WAIT = re.compile(r"\s*wait\s*=\s*\"?(\d{1,6})\"?\s*", re.IGNORECASE)
@@ -73,10 +78,8 @@ class OrderCollectionView(APIView):
         responses={201: OrderSerializer, **ERRORS},
     )
     def post(self, request):
-        serializer = OrderCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         actor = principal_of(request.user)
-        order = services.order_create(actor=actor, **serializer.validated_data)
+        order = services.order_create(actor=actor, **order_create_arguments(request.data))
         wait = prefer_wait_seconds(request.headers.get("Prefer", ""))
         if wait is None:  # without `Prefer: wait` the answer is the order as it was created
             return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)

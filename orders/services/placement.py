@@ -1,5 +1,6 @@
 """Placing an order: the input checked field by field (every problem reported at once), the
-customer checked against this context's replica, and the order and its OrderCreated in one transaction."""
+customer checked against this context's replica, and the order and its OrderCreated in one
+transaction: on PostgreSQL one statement, the customer check included."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from brokage.auth import Principal, Role, can_act_for
-from brokage.db import instance_insert
-from brokage.errors import ConflictError, InvalidInput, NotFound, PermissionDenied
+from brokage.db import instance_values
+from brokage.errors import ConflictError, Contention, InvalidInput, NotFound, PermissionDenied
+from brokage.guarded_rows import rows_insert_if
 from brokage.money import money_parse
-from brokage.outbox import outbox_write
+from brokage.outbox import outbox_row, outbox_stored
 from orders import events
 from orders.models import (
     CLIENT_ORDER_ID_MAX_LENGTH,
@@ -91,15 +93,40 @@ def _validated_order_input(
     }
 
 
-def _check_customer_may_trade(customer_id: int) -> None:
-    wait = getattr(settings, "ORDERS_CUSTOMER_WAIT_SECONDS", DEFAULT_CUSTOMER_WAIT_SECONDS)
-    replica: CustomerReplica | None = customer_replica_get(customer_id=customer_id, wait_seconds=wait)
+def _check_customer_may_trade(customer_id: int, *, wait: bool = True) -> None:
+    """Why orders cannot be placed for `customer_id` (an error), waiting for a customer on the way."""
+    wait_seconds = getattr(settings, "ORDERS_CUSTOMER_WAIT_SECONDS", DEFAULT_CUSTOMER_WAIT_SECONDS) if wait else 0
+    replica: CustomerReplica | None = customer_replica_get(customer_id=customer_id, wait_seconds=wait_seconds)
     if replica is None:
         raise NotFound("Customer not found.")
     if replica.role != Role.CUSTOMER:
         raise InvalidInput({"customer_id": ["Orders are placed for customers, not for brokers or admins."]})
     if not replica.active:
         raise InvalidInput({"customer_id": ["This customer is not active."]})
+
+
+def _order_insert(order: Order, *, actor: Principal) -> bool:
+    """Write `order` and its OrderCreated if the replica says its customer may trade; whether it did.
+
+    One statement (`rows_insert_if`): the customer check, both INSERTs and the commit are a single
+    round trip to PostgreSQL. The unique index on (customer_id, client_order_id) is the duplicate
+    check (IntegrityError), so nothing is read first.
+    """
+    created = outbox_row(
+        events.CONTEXT,
+        events.ORDER_CREATED,
+        aggregate_type=AGGREGATE_TYPE,
+        aggregate_id=order.id,
+        payload=order_snapshot(order, old_status=None),
+        actor_id=actor.user_id,
+    )
+    may_trade = {"customer_id": order.customer_id, "role": Role.CUSTOMER, "active": True}
+    rows = [(Order, instance_values(order)), (created.model, created.values)]
+    if not rows_insert_if(rows, ALIAS, exists=(CustomerReplica, may_trade)):
+        return False
+    order._state.adding, order._state.db = False, ALIAS
+    outbox_stored(created)
+    return True
 
 
 def order_create(
@@ -124,21 +151,13 @@ def order_create(
     )
     if not can_act_for(actor, fields["customer_id"], BrokerAssignmentReplica):
         raise PermissionDenied("You may not place orders for this customer.")
-    _check_customer_may_trade(fields["customer_id"])
+    order = Order(status=OrderStatus.CREATED, **fields)
     try:
-        # The unique index on (customer_id, client_order_id) is the duplicate check: no SELECT before
-        # the insert and no savepoint around it, so a placement is BEGIN, two INSERTs and COMMIT.
-        with transaction.atomic(using=ALIAS):
-            order = Order(status=OrderStatus.CREATED, **fields)
-            instance_insert(order, ALIAS)
-            outbox_write(
-                events.CONTEXT,
-                events.ORDER_CREATED,
-                aggregate_type=AGGREGATE_TYPE,
-                aggregate_id=order.id,
-                payload=order_snapshot(order, old_status=None),
-                actor_id=actor.user_id,
-            )
+        if not _order_insert(order, actor=actor):
+            _check_customer_may_trade(order.customer_id)  # why not; or the customer has just arrived
+            if not _order_insert(order, actor=actor):
+                _check_customer_may_trade(order.customer_id, wait=False)
+                raise Contention("The customer changed while the order was being placed; try again.")
     except IntegrityError:
         existing = (
             Order.objects.using(ALIAS)

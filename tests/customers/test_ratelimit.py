@@ -7,7 +7,7 @@ from django.test import override_settings
 
 from customers.models import CustomerTier
 from tests.customers.conftest import client_for
-from tests.customers.factories import CustomerFactory
+from tests.customers.factories import PASSWORD, CustomerFactory
 
 
 @pytest.fixture
@@ -101,3 +101,20 @@ def _rest_framework():
     from django.conf import settings
 
     return settings.REST_FRAMEWORK
+
+
+def test_a_replayed_idempotent_request_counts_too(standard_customer):
+    pair = client_for().post(
+        "/api/auth/token", {"username": standard_customer.username, "password": PASSWORD}, format="json"
+    )
+    client = client_for()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.json()['access']}")
+    path = f"/api/customers/{standard_customer.pk}"
+    _wait_for_a_fresh_window()
+
+    first = client.patch(path, {"phone": "+905551112233"}, format="json", headers={"Idempotency-Key": "k-1"})
+    replay = client.patch(path, {"phone": "+905551112233"}, format="json", headers={"Idempotency-Key": "k-1"})
+    after = client.get("/api/customers/me")
+
+    assert (first.status_code, replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, 200, "true")
+    assert after["X-RateLimit-Remaining"] == "97"

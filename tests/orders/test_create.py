@@ -330,3 +330,46 @@ def test_the_cap_on_prefer_wait_is_30_seconds():
     assert prefer_wait_seconds("respond-async, wait=5") == 5
     assert prefer_wait_seconds("wait=-1") is None
     assert prefer_wait_seconds("") is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        VALID,
+        {**VALID, "customer_id": 7, "client_order_id": "mine-1"},
+        {**VALID, "customer_id": None, "client_order_id": None, "extra": "ignored"},
+        {**VALID, "size": 10, "price": Decimal("12.5")},
+        {**VALID, "customer_id": "7"},
+        {**VALID, "customer_id": 7.0},
+        {**VALID, "customer_id": True},
+        {**VALID, "customer_id": 0},
+        {**VALID, "customer_id": 2**63},
+        {**VALID, "asset_name": 5},
+        {**VALID, "asset_name": ""},
+        {**VALID, "asset_name": "A" * 65},
+        {**VALID, "asset_name": "AC\x00ME"},
+        {**VALID, "asset_name": "ÄCME"},
+        {**VALID, "order_side": ["BUY"]},
+        {**VALID, "order_side": "buy"},
+        {**VALID, "size": True},
+        {**VALID, "price": 1.5},
+        {**VALID, "client_order_id": ""},
+        {**VALID, "client_order_id": "x" * 256},
+        {"asset_name": "ACME"},
+        [VALID],
+        None,
+    ],
+)
+def test_the_plain_parse_of_an_order_body_is_the_serializers(body):
+    """The usual body skips the serializer; what it returns, or the error it raises, is the same."""
+    from rest_framework.exceptions import ValidationError
+
+    from orders.api.serializers import OrderCreateSerializer, order_create_arguments
+
+    serializer = OrderCreateSerializer(data=body)
+    if serializer.is_valid():
+        assert order_create_arguments(body) == dict(serializer.validated_data)
+    else:
+        with pytest.raises(ValidationError) as raised:
+            order_create_arguments(body)
+        assert raised.value.detail == serializer.errors
