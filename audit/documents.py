@@ -2,8 +2,9 @@
 
 - `audit_logs`: one entry per domain event, `_id` = the event id (a replay finds it), kept in one
   collection per UTC day and tier, `audit_logs_<yyyymmdd>` while HOT (see `audit.partitions`), each
-  with the seed's indexes, created as the first entry of its day is written. A day is dropped whole
-  after 365 days (`audit.tiering`); so no time-series collection (which cannot be renamed) and no TTL.
+  with the seed's three indexes, created as the first entry of its day is written (`migrate_all`
+  brings existing days to their tier's indexes). A day is dropped whole after 365 days
+  (`audit.tiering`); so no time-series collection (which cannot be renamed) and no TTL.
 - `telemetry`: one document per API request, written in batches by `brokage.telemetry`'s sink; kept
   30 days.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
+from audit.partitions import partitions_indexes_ensure
 from brokage.documents import (
     EXPIRES_ON,
     IndexSpec,
@@ -37,9 +39,15 @@ TELEMETRY_INDEXES = [
 ]
 
 
-def audit_collections_setup(database) -> list:
-    # The audit entries' partitions are set up by their writer, day by day (audit.partitions).
+def telemetry_collection_setup(database) -> list:
     return [collection_ensure(database, TELEMETRY, indexes=TELEMETRY_INDEXES)]
+
+
+def audit_collections_setup(database) -> list:
+    """What `migrate_all` runs: telemetry, and the existing partitions of the audit trail brought to
+    their tier's indexes (new days are set up by their writer, day by day: audit.partitions)."""
+    partitions_indexes_ensure(database)
+    return telemetry_collection_setup(database)
 
 
 register_collection_setup(CONTEXT, audit_collections_setup)
@@ -54,7 +62,7 @@ def audit_database():
     if database.name not in _ready:
         with _ready_lock:
             if database.name not in _ready:
-                audit_collections_setup(database)
+                telemetry_collection_setup(database)
                 _ready.add(database.name)
     return database
 

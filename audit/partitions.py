@@ -4,9 +4,15 @@ An entry lives in the partition of the UTC day of its own `timestamp` (the event
 a redelivered event lands in the same partition as its first delivery, where `_id` = the event id
 refuses it. The partition's name says its tier, and only one name per day exists at a time:
 
-- `audit_logs_20261205`: HOT (0-7 days), with the seed's indexes;
-- `audit_logs_warm_20261205`: WARM (7-30 days), still queryable on user, entity and time;
+- `audit_logs_20261205`: HOT (0-7 days), with the seed's three indexes and no more;
+- `audit_logs_warm_20261205`: WARM (7-30 days), the same three;
 - `audit_logs_cold_20261205`: COLD (30-365 days), only the time index the reader's order needs.
+
+Every entry of a HOT day pays for each index when it is written (eight entries per order), so the
+hot partitions carry only (timestamp), (user_id, timestamp) and (entity_type, entity_id). A filter
+none of them serves (the action, the customer, an entity id without its type) reads the partitions
+of the requested days only: the day is the bound. `partitions_indexes_ensure` (run by `migrate_all`)
+drops by name the indexes an earlier version gave existing partitions.
 
 Tiering drops a partition's surplus indexes and renames it (one metadata change each, whatever the
 entries); expiry drops whole partitions. On FerretDB v1 each collection is a PostgreSQL table whose
@@ -38,9 +44,8 @@ _DAY_FORMAT = "%Y%m%d"
 IDX_TIMESTAMP = IndexSpec([("timestamp", 1)], "idx_timestamp")
 IDX_USER = IndexSpec([("user_id", 1), ("timestamp", -1)], "idx_user_timestamp")
 IDX_ENTITY = IndexSpec([("entity_type", 1), ("entity_id", 1)], "idx_entity")
-IDX_ACTION = IndexSpec([("action", 1), ("timestamp", -1)], "idx_action_timestamp")
 TIER_INDEXES = {
-    HOT: [IDX_TIMESTAMP, IDX_USER, IDX_ENTITY, IDX_ACTION],
+    HOT: [IDX_TIMESTAMP, IDX_USER, IDX_ENTITY],  # ARCHITECTURE section 4: exactly these
     WARM: [IDX_TIMESTAMP, IDX_USER, IDX_ENTITY],
     COLD: [IDX_TIMESTAMP],
 }
@@ -99,15 +104,28 @@ _ensured_lock = threading.Lock()
 ENSURE_AGAIN_SECONDS = 600.0
 
 
-def partition_indexes_ensure(collection, tier: str) -> None:
-    """Give a partition exactly its tier's indexes (creating is idempotent, and so is dropping)."""
+def partition_indexes_ensure(collection, tier: str) -> list[str]:
+    """Give a partition exactly its tier's indexes (creating is idempotent, and so is dropping);
+    returns the names of the indexes it dropped."""
     wanted = TIER_INDEXES[tier]
     present = index_names(collection)
     for spec in wanted:
         if spec.name not in present:
             collection.create_index(spec.keys, name=spec.name)
     surplus = [name for name in present if name != "_id_" and name not in {spec.name for spec in wanted}]
-    index_drop_if_present(collection, surplus)
+    return index_drop_if_present(collection, surplus)
+
+
+def partitions_indexes_ensure(database) -> dict[str, list[str]]:
+    """Every partition with exactly its tier's indexes: `migrate_all` runs it, so that an index no
+    longer declared (the HOT days' `idx_action_timestamp` of earlier versions) leaves the partitions
+    that have it, by name. Returns the indexes dropped, by partition."""
+    dropped = {}
+    for partition in partitions_list(database):
+        names = partition_indexes_ensure(database[partition.name], partition.tier)
+        if names:
+            dropped[partition.name] = names
+    return dropped
 
 
 def partitions_forget() -> None:

@@ -1,6 +1,8 @@
 """Reads of the audit context, for administrators: filtered on the indexed fields, newest first.
 
-The audit trail is read across its daily partitions (`audit.partitions`)."""
+The audit trail is read across its daily partitions (`audit.partitions`): a query reads only the
+days its time range touches, and puts the time bounds only on the first and last of them. Within a
+day, the user and entity filters have their index; the others (action, customer) read the day."""
 
 from __future__ import annotations
 
@@ -106,19 +108,24 @@ def audit_event_ids_iter(*, start: datetime, end: datetime) -> Iterator[str]:
     """The event id of every audit entry stamped in [start, end), in id order, once per entry (an
     event recorded twice is listed twice). For the end-of-day reconciliation, which merges it with
     the outboxes' published events; the one place that knows where a day's entries are stored."""
-    query = {"timestamp": {"$gte": query_time(start), "$lt": query_time(end)}}
+    first_day, last_day = day_of(start), day_of(end)
     database = audit_database()
-    collections = [
-        database[partition.name]
+    parts = [
+        # Only the boundary days need the time bounds; a day inside the window is read whole (on
+        # MongoDB from its `_id` index alone).
+        (
+            database[partition.name],
+            _time_range(start if partition.day == first_day else None, end if partition.day == last_day else None),
+        )
         for partition in partitions_list(database)
-        if day_of(start) <= partition.day <= day_of(end)
+        if first_day <= partition.day <= last_day
     ]
     if has_legacy(database):
-        collections.append(database[AUDIT_LOGS])
+        parts.append((database[AUDIT_LOGS], _time_range(start, end)))
 
-    def ids(collection) -> Iterator[str]:
+    def ids(collection, query: dict) -> Iterator[str]:
         for entry in collection.find(query, {"_id": 1}).sort("_id", 1):
             yield str(entry["_id"])
 
     # An entry's day is its own timestamp's, so the days' sorted ids merge into one sorted stream.
-    yield from heapq.merge(*(ids(collection) for collection in collections))
+    yield from heapq.merge(*(ids(collection, query) for collection, query in parts))

@@ -66,13 +66,9 @@ def test_whole_days_move_down_the_tiers_and_lose_the_indexes_they_no_longer_need
     assert where(events["week"]) == partition_name(day(10), WARM)
     assert where(events["month"]) == partition_name(day(100), COLD)
     database = audit_database()
-    assert index_names(database[partition_name(day(1), HOT)]) >= {"idx_user_timestamp", "idx_action_timestamp"}
-    assert index_names(database[partition_name(day(10), WARM)]) == {
-        "_id_",
-        "idx_timestamp",
-        "idx_user_timestamp",
-        "idx_entity",
-    }
+    three = {"_id_", "idx_timestamp", "idx_user_timestamp", "idx_entity"}
+    assert index_names(database[partition_name(day(1), HOT)]) == three
+    assert index_names(database[partition_name(day(10), WARM)]) == three
     assert index_names(database[partition_name(day(100), COLD)]) == {"_id_", "idx_timestamp"}
 
     # 70 days on, everything is COLD and the 300-day-old day is past 365: dropped whole.

@@ -141,3 +141,30 @@ def test_a_replay_of_a_finished_notification_reads_it_and_sends_nothing(known_cu
 
     assert operations == [("notification_claims", "insert_many"), ("notifications", "find_one")]
     assert [m.subject for m in mail.outbox] == ["Order matched"]
+
+
+def test_one_poll_writes_its_notices_in_one_insert_and_a_redelivered_poll_sends_nothing_again(
+    known_customer, operations
+):
+    from brokage.delivery import deliver_poll
+    from tests.audit.test_audit_writes import Polled
+
+    events = [matched(), matched(), matched()]
+
+    deliver_poll("notifications", [Polled(event) for event in events])
+
+    assert operations == [
+        ("notification_claims", "insert_many"),
+        ("outbound_messages", "insert_many"),
+        ("notifications", "insert_many"),
+    ]
+    assert [m.subject for m in mail.outbox] == ["Order matched"] * 3
+    operations.clear()
+
+    deliver_poll("notifications", [Polled(event) for event in [*events, events[0]]])
+
+    # The claims refuse every id: each notice is read by its _id (an index lookup on every server,
+    # where FerretDB would read the whole collection for an `$in`) and nothing is sent or written.
+    assert operations == [("notification_claims", "insert_many")] + [("notifications", "find_one")] * 3
+    assert [m.subject for m in mail.outbox] == ["Order matched"] * 3
+    assert services.notifications_database()["notifications"].count_documents({"customer_id": CUSTOMER}) == 2 + 3

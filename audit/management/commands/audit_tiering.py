@@ -5,8 +5,8 @@ from brokage.commands import BrokageCommand, date_or_datetime
 class Command(BrokageCommand):
     help = (
         "Age the audit trail (docs/operations.md). Entries live in one collection per UTC day: "
-        "audit_logs_<yyyymmdd> while HOT (0-7 days, every index), audit_logs_warm_<yyyymmdd> (7-30 days, "
-        "user/entity/time indexes), audit_logs_cold_<yyyymmdd> (30-365 days, the time index only; the API "
+        "audit_logs_<yyyymmdd> while HOT (0-7 days, time/user/entity indexes), audit_logs_warm_<yyyymmdd> "
+        "(7-30 days, the same), audit_logs_cold_<yyyymmdd> (30-365 days, the time index only; the API "
         "shows them with include_cold=true). A day moves once all of it is old enough, by dropping indexes "
         "and renaming the collection; a day past 365 days is dropped. Entries of the single audit_logs "
         "collection of earlier versions are first split into their days. Safe to interrupt and run again."
