@@ -31,7 +31,8 @@ ifeq ($(PROFILE),dev)
 	scripts/services.sh up
 	set -a; eval "$$(scripts/services.sh env)"; set +a; \
 	  $(PY) manage.py migrate_all && $(PY) manage.py seed_demo && \
-	  PORT=$(PORT) exec $(PY) scripts/supervise.py --procfile Procfile.dev
+	  PORT=$(PORT) exec $(PY) scripts/supervise.py --procfile Procfile.dev \
+	    $$([ "$$BROKAGE_OUTBOX_RELAY_MODE" = celery ] && echo --procfile Procfile.relay-celery)
 else
 	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py migrate_all
 	BROKAGE_PROFILE=$(PROFILE) $(PY) manage.py seed_demo
@@ -58,9 +59,9 @@ lint: $(DEV_STAMP)  ## ruff and the import-linter contracts that keep the contex
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-bench: $(DEV_STAMP)  ## the benchmarks on the dev profile, with the PostgreSQL ceiling measured in the same run
+bench: $(DEV_STAMP)  ## the benchmarks on the dev profile, with the PostgreSQL ceiling measured in the same run (RELAY=thread|celery: one relay mode; both by default)
 	scripts/services.sh up
-	set -a; eval "$$(scripts/services.sh env)"; set +a; $(PY) -m bench
+	set -a; eval "$$(scripts/services.sh env)"; set +a; $(PY) -m bench $(if $(RELAY),--relay $(RELAY)) $(BENCH_ARGS)
 
 faults: $(DEV_STAMP)  ## kill each part of the dev system under load (FAULTS_ARGS=--short: three faults), count what was lost
 	scripts/services.sh up

@@ -9,6 +9,9 @@ dropped afterwards, so the benchmark's rows never reach the tables the listing i
   instance + processed event + ReserveAssets outbox; the TRY row updated with a version check +
   its ledger movement + the reservation + processed event + AssetReserved outbox; the order's status
   update + processed event.
+
+While the saga script runs, PostgreSQL's own CPU is counted (`bench.cputime`, exited backends
+included): `cpu_ms_per_order`, the denominator of the system's `cpu.ratio_to_ceiling`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from bench.cputime import CpuMeter
+from bench.processes import service_pids
 
 SCRATCH_DATABASE = "brokage_bench_ceiling"
 CONTEXT_TABLES = {
@@ -203,15 +210,18 @@ def saga_script() -> str:
     )
 
 
-def prepare(pg: Postgres) -> None:
-    """A fresh scratch database with one schema per context holding copies of the real tables."""
+def prepare(pg: Postgres, sources: dict[str, str] | None = None) -> None:
+    """A fresh scratch database with one schema per context holding copies of the real tables (of
+    the database `sources` names for the context, `brokage_<context>` by default)."""
     pg.psql("postgres", f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)")
     pg.psql("postgres", f"CREATE DATABASE {SCRATCH_DATABASE}")
     for context, tables in CONTEXT_TABLES.items():
         schema = f"ctx_{context}"
-        ddl = pg.schema_of(f"brokage_{context}", tables)
+        ddl = pg.schema_of((sources or {}).get(context, f"brokage_{context}"), tables)
         ddl = re.sub(r"\bpublic\.", f"{schema}.", ddl)
-        ddl = "\n".join(line for line in ddl.splitlines() if not line.startswith("\\"))  # \restrict lines
+        # psql's \restrict lines, and the relay's NOTIFY trigger: its function is not among the dumped
+        # tables, and it fires only in sessions of relay mode celery, not in the saga's plain SQL.
+        ddl = "\n".join(line for line in ddl.splitlines() if not line.startswith(("\\", "CREATE TRIGGER ")))
         pg.psql_script(SCRATCH_DATABASE, f"CREATE SCHEMA {schema};\n{ddl}")
     pg.psql(
         SCRATCH_DATABASE,
@@ -225,7 +235,10 @@ def drop(pg: Postgres) -> None:
     pg.psql("postgres", f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)")
 
 
-def run_pgbench(pg: Postgres, script: str, *, name: str, clients: int, seconds: int, out: Path) -> dict:
+def run_pgbench(
+    pg: Postgres, script: str, *, name: str, clients: int, seconds: int, out: Path, rate: float | None = None
+) -> dict:
+    """One pgbench run of `script`: as fast as `clients` go, or paced at `rate` scripts a second."""
     path = out / f"pgbench-{name}.sql"
     path.write_text(script)
     argv = [
@@ -240,6 +253,7 @@ def run_pgbench(pg: Postgres, script: str, *, name: str, clients: int, seconds: 
         str(seconds),
         "-M",
         "prepared",
+        *(["-R", str(rate)] if rate else []),
         "-f",
         str(path),
         SCRATCH_DATABASE,
@@ -255,6 +269,7 @@ def run_pgbench(pg: Postgres, script: str, *, name: str, clients: int, seconds: 
     return {
         "clients": clients,
         "seconds": seconds,
+        **({"rate": rate} if rate else {}),
         "tps": float(tps.group(1)) if tps else None,
         "latency_avg_ms": float(latency.group(1)) if latency else None,
         "transactions": int(done.group(1)) if done else None,
@@ -262,16 +277,74 @@ def run_pgbench(pg: Postgres, script: str, *, name: str, clients: int, seconds: 
     }
 
 
-def measure(*, clients: int, seconds: int, out: Path) -> dict:
+def postgres_cpu_during(run, *, use_cgroups: bool = True) -> tuple[dict, dict]:
+    """`run()`'s result, and PostgreSQL's CPU meanwhile: the postmaster and every process it forks
+    (the backends pgbench's clients connect to, which exit when it ends), in a cgroup of its own or
+    from the postmaster's cutime (`bench.cputime`)."""
+    postmaster = service_pids().get("postgres")
+    if postmaster is None:
+        return run(), {"cpu_seconds": None, "method": "not measured: no local process listens on PostgreSQL's port"}
+    with CpuMeter(use_cgroups=use_cgroups) as meter:
+        meter.add("postgres", postmaster)
+        before = meter.seconds()["postgres"]
+        result = run()
+        time.sleep(1)  # the backends exit as pgbench disconnects; the postmaster reaps them
+        used = meter.seconds()["postgres"] - before
+    return result, {"cpu_seconds": used, "method": meter.method, "warnings": meter.warnings}
+
+
+def _per_saga(run: dict, cpu: dict) -> float | None:
+    if cpu["cpu_seconds"] is None or not run.get("transactions"):
+        return None
+    return cpu["cpu_seconds"] * 1000 / run["transactions"]
+
+
+def measure(
+    *,
+    clients: int,
+    seconds: int,
+    out: Path,
+    use_cgroups: bool = True,
+    sources: dict[str, str] | None = None,
+    paced_rate: float | None = None,
+    paced_clients: int = 4,
+) -> dict:
+    """Both scripts' throughput; for the saga also PostgreSQL's CPU per saga (`cpu_ms_per_order`).
+
+    With `paced_rate`, the saga again at that many a second (`paced_clients`), for reference: what
+    PostgreSQL spends per saga at the rate the system's cost is measured at, where no commit shares
+    its WAL flush with another and the server's background work is spread over fewer sagas."""
     pg = Postgres()
-    prepare(pg)
+    prepare(pg, sources)
+    paced = None
     try:
         placement = run_pgbench(pg, placement_script(), name="placement", clients=clients, seconds=seconds, out=out)
-        saga = run_pgbench(pg, saga_script(), name="saga", clients=clients, seconds=seconds, out=out)
+        saga, saga_cpu = postgres_cpu_during(
+            lambda: run_pgbench(pg, saga_script(), name="saga", clients=clients, seconds=seconds, out=out),
+            use_cgroups=use_cgroups,
+        )
+        if paced_rate:
+            script = saga_script()
+            paced, paced_cpu = postgres_cpu_during(
+                lambda: run_pgbench(
+                    pg, script, name="saga-paced", clients=paced_clients, seconds=seconds, out=out, rate=paced_rate
+                ),
+                use_cgroups=use_cgroups,
+            )
+            paced |= {"postgres_cpu": paced_cpu, "cpu_ms_per_order": _per_saga(paced, paced_cpu)}
         settings = {
             name: pg.psql(SCRATCH_DATABASE, f"SHOW {name}")
             for name in ("synchronous_commit", "fsync", "shared_buffers", "max_connections")
         }
     finally:
         drop(pg)
-    return {"placement": placement, "saga": saga, "postgres_settings": settings}
+    saga["postgres_cpu"] = saga_cpu
+    return {
+        "placement": placement,
+        "saga": saga,
+        **({"saga_paced": paced} if paced else {}),
+        "cpu_ms_per_order": _per_saga(saga, saga_cpu),
+        "cpu_how": "PostgreSQL's CPU (the postmaster and all it forked, exited backends included) while pgbench "
+        "ran the saga script, per saga (one run of the script: its four transactions)",
+        "postgres_settings": settings,
+    }

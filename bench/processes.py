@@ -1,8 +1,9 @@
 """Starting, watching and stopping the processes under test, and sampling their memory.
 
-`ProcessGroup` reads `bench/Procfile.bench`, starts each line in its own session (so a stop
-reaches a web server master's workers and Celery's pool too) and stops exactly the processes it
-started, TERM first and KILL after a grace period. `MemorySampler` records, once a second, the
+`ProcessGroup` reads `bench/Procfile.bench` (with `bench/Procfile.relay-celery` in the celery relay
+mode: `procfiles_for`), starts each line in its own session (so a stop reaches a web server
+master's workers and Celery's pool too) and stops exactly the processes it started, TERM first and
+KILL after a grace period. `MemorySampler` records, once a second, the
 resident memory of every started process tree and of the services (PostgreSQL, Redis, Kafka,
 FerretDB, found by their listening ports).
 """
@@ -28,6 +29,9 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PROCFILE = ROOT / "bench" / "Procfile.bench"
+# The Celery relay's workers, one per context queue: started beside Procfile.bench's in the celery relay mode.
+RELAY_PROCFILE = ROOT / "bench" / "Procfile.relay-celery"
+RELAY_MODES = ("thread", "celery")
 
 
 def service_ports() -> dict[str, int]:
@@ -46,15 +50,33 @@ def service_ports() -> dict[str, int]:
     }
 
 
-def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
+def read_procfile(*paths: Path) -> dict[str, str]:
+    """name → command of every line of the Procfiles (Procfile.bench when none is given)."""
     entries = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, _, command = line.partition(":")
-        entries[name.strip()] = os.path.expandvars(command.strip())
+    for path in paths or (PROCFILE,):
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, _, command = line.partition(":")
+            entries[name.strip()] = os.path.expandvars(command.strip())
     return entries
+
+
+class MissingProcfile(FileNotFoundError):
+    pass
+
+
+def procfiles_for(relay: str, relay_procfile: Path = RELAY_PROCFILE) -> tuple[Path, ...]:
+    """The Procfiles of the system in a relay mode: the celery mode adds the relay's workers."""
+    if relay != "celery":
+        return (PROCFILE,)
+    if not relay_procfile.exists():
+        raise MissingProcfile(
+            f"{relay_procfile.name} is missing (bench/): it lists the Celery workers that drain the outboxes "
+            "in the celery relay mode (one per context queue), so that mode cannot be measured"
+        )
+    return (PROCFILE, relay_procfile)
 
 
 @dataclass
@@ -71,6 +93,7 @@ class ProcessGroup:
     of silently stalling the saga."""
 
     env: dict[str, str]
+    procfiles: tuple[Path, ...] = (PROCFILE,)
     max_restarts: int = 3
     started: list[Started] = field(default_factory=list)
     restarts: dict[str, int] = field(default_factory=dict)
@@ -94,7 +117,7 @@ class ProcessGroup:
         return Started(name, process, log_path)
 
     def start(self, names: list[str] | None = None) -> None:
-        for name, command in read_procfile().items():
+        for name, command in read_procfile(*self.procfiles).items():
             if names is None or name in names:
                 (OUT / "logs" / f"{name}.log").unlink(missing_ok=True)
                 self.started.append(self._spawn(name, command))
@@ -105,7 +128,7 @@ class ProcessGroup:
         with self._lock:
             if self._stopping:
                 return revived
-            commands = read_procfile()
+            commands = read_procfile(*self.procfiles)
             for index, s in enumerate(self.started):
                 if s.process.poll() is None or self.restarts.get(s.name, 0) >= self.max_restarts:
                     continue

@@ -16,45 +16,71 @@ def _fmt(value, unit: str = "", digits: int = 1) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def cpu_ok(cpu: dict, targets: dict) -> bool | None:
+    ratio = cpu.get("ratio_to_ceiling")
+    return None if ratio is None else ratio <= targets["cpu_ratio_to_ceiling"]
+
+
+def latency_ok(latency_50: dict, targets: dict) -> bool | None:
+    if latency_50.get("p50_ms") is None:
+        return None
+    ok = latency_50["p50_ms"] <= targets["latency_p50_ms"] and latency_50["p99_ms"] <= targets["latency_p99_ms"]
+    return ok and latency_50.get("backlog_grew") is not True
+
+
+def cpu_value(cpu: dict, ceiling_ms: float | None) -> str:
+    if cpu.get("ms_per_order") is None:
+        return "—"
+    value = f"{_fmt(cpu['ms_per_order'], ' ms', 2)} per order"
+    if cpu.get("ratio_to_ceiling") is not None:
+        value += f" = {_fmt(cpu['ratio_to_ceiling'], digits=1)} × the ceiling's {_fmt(ceiling_ms, ' ms', 2)}"
+    return value
+
+
+def latency_value(latency_50: dict) -> str:
+    if latency_50.get("p50_ms") is None:
+        return "—"
+    grew = {True: "backlog grew", False: "no backlog growing", None: "backlog not sampled"}[
+        latency_50.get("backlog_grew")
+    ]
+    return f"p50 {_fmt(latency_50['p50_ms'])} / p99 {_fmt(latency_50['p99_ms'])} ms, {grew}"
+
+
 def rows(results: dict) -> list[tuple[str, str, str, str]]:
-    """(measure, value, target, verdict) for the table."""
+    """(measure, value, target, verdict) for the table; the per-mode figures are the top-level mode's."""
     out = []
     targets = results["targets"]
     place, saga, lat = results.get("placement", {}), results.get("saga", {}), results.get("latency", {})
     ceiling = results.get("ceiling", {})
-
-    def verdict(ok):
-        return "—" if ok is None else ("PASS" if ok else "FAIL")
-
-    ratio = place.get("ratio_to_ceiling")
+    cpu, events, latency_50 = results.get("cpu", {}), results.get("events", {}), results.get("latency_50", {})
+    mode = results.get("relay", {}).get("top_level", "—")
     out.append(
         (
-            "placement (accepted POST /api/orders/s, 32 clients)",
-            f"{_fmt(place.get('accepted_per_second'))}/s = {_fmt(ratio, digits=3)} × ceiling",
-            f"≥ {targets['placement_ratio']} × ceiling",
-            verdict(None if ratio is None else ratio >= targets["placement_ratio"]),
+            f"CPU of every process and service per confirmed order at {cpu.get('rate', 30):g}/s (relay {mode})",
+            cpu_value(cpu, ceiling.get("cpu_ms_per_order")),
+            f"≤ {targets['cpu_ratio_to_ceiling']} × ceiling",
+            verdict(cpu_ok(cpu, targets)),
         )
     )
-    ratio = saga.get("ratio_to_ceiling")
     out.append(
         (
-            "saga (orders reaching ORDER_CONFIRMED/s, best 30 s)",
-            f"{_fmt(saga.get('confirmed_per_second'))}/s = {_fmt(ratio, digits=3)} × ceiling",
-            f"≥ {targets['saga_ratio']} × ceiling",
-            verdict(None if ratio is None else ratio >= targets["saga_ratio"]),
+            "Kafka messages per confirmed order, produced / delivered to all groups",
+            f"{_fmt(events.get('per_order'), digits=2)} / {_fmt(events.get('deliveries_per_order'), digits=2)}",
+            "—",
+            "",
         )
     )
-    e2e = lat.get("end_to_end_ms", {})
-    client = lat.get("client_observed_ms", {})
-    ok = None
-    if e2e.get("p50") is not None:
-        ok = e2e["p50"] <= targets["latency_p50_ms"] and e2e["p99"] <= targets["latency_p99_ms"]
     out.append(
         (
-            f"latency POST→ORDER_CONFIRMED at {lat.get('rate', '—')}/s (commit time)",
-            f"p50 {_fmt(e2e.get('p50'))} / p95 {_fmt(e2e.get('p95'))} / p99 {_fmt(e2e.get('p99'))} ms",
-            f"p50 ≤ {targets['latency_p50_ms']}, p99 ≤ {targets['latency_p99_ms']} ms",
-            verdict(ok),
+            f"latency POST→ORDER_CONFIRMED at {latency_50.get('rate', '—')}/s for "
+            f"{_fmt(latency_50.get('seconds'), ' s', 0)} (relay {mode})",
+            latency_value(latency_50),
+            f"p50 ≤ {targets['latency_p50_ms']}, p99 ≤ {targets['latency_p99_ms']} ms, no backlog growing",
+            verdict(latency_ok(latency_50, targets)),
         )
     )
     light = results.get("latency_light", {})
@@ -69,6 +95,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    client = lat.get("client_observed_ms", {})
     out.append(
         (
             f"POST /api/orders answer (201) during the {lat.get('rate', '—')}/s phase",
@@ -104,8 +131,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
             verdict(ok),
         )
     )
-    memory = results.get("memory", {})
-    soak = memory.get("soak", {})
+    soak = results.get("memory", {}).get("soak", {})
     out.append(
         (
             f"memory growth over the {soak.get('seconds', '—')} s soak, per process",
@@ -116,18 +142,115 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
     )
     out.append(
         (
-            "ceiling: pgbench placement / saga (32 clients)",
-            f"{_fmt(ceiling.get('placement', {}).get('tps'))} / {_fmt(ceiling.get('saga', {}).get('tps'))} tps",
+            "placement (accepted POST /api/orders/s, 32 clients)",
+            f"{_fmt(place.get('accepted_per_second'))}/s = {_fmt(place.get('ratio_to_ceiling'), digits=3)} × ceiling",
+            "reference",
             "",
+        )
+    )
+    out.append(
+        (
+            "saga (orders reaching ORDER_CONFIRMED/s, best 30 s)",
+            f"{_fmt(saga.get('confirmed_per_second'))}/s = {_fmt(saga.get('ratio_to_ceiling'), digits=3)} × ceiling",
+            "reference",
+            "",
+        )
+    )
+    out.append(
+        (
+            "ceiling: pgbench placement / saga (32 clients); PostgreSQL's CPU per saga",
+            f"{_fmt(ceiling.get('placement', {}).get('tps'))} / {_fmt(ceiling.get('saga', {}).get('tps'))} tps; "
+            f"{_fmt(ceiling.get('cpu_ms_per_order'), ' ms', 2)}",
+            "",
+            "",
+        )
+    )
+    paced = ceiling.get("saga_paced") or {}
+    if paced:
+        out.append(
+            (
+                f"PostgreSQL's CPU per saga with pgbench paced at {_fmt(paced.get('rate'), digits=0)}/s "
+                f"({_fmt(paced.get('clients'), digits=0)} clients)",
+                _fmt(paced.get("cpu_ms_per_order"), " ms", 2),
+                "reference",
+                "",
+            )
+        )
+    out.append(
+        (
+            "PostgreSQL synchronous_commit (orders database)",
+            results.get("postgres", {}).get("synchronous_commit", "—"),
+            "on",
             "",
         )
     )
     return out
 
 
+def mode_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """The per-mode figures side by side: (the modes' headers, rows of measure + one cell per mode + target)."""
+    relay = results.get("relay", {})
+    modes = [mode for mode in relay.get("modes", []) if isinstance(relay.get(mode), dict)]
+    targets = results["targets"]
+    ceiling_ms = results.get("ceiling", {}).get("cpu_ms_per_order")
+    headers = [f"relay {mode}" + (" (default)" if mode == relay.get("default") else "") for mode in modes]
+    measured = [relay[mode] for mode in modes]
+
+    def cell(mode_results: dict, render) -> str:
+        if mode_results.get("status") != "ran":
+            return mode_results.get("status", "—")
+        return render(mode_results)
+
+    def cpu_cell(m: dict) -> str:
+        cpu = m.get("cpu", {})
+        return f"{cpu_value(cpu, ceiling_ms)} {verdict(cpu_ok(cpu, targets))}"
+
+    def latency_cell(m: dict) -> str:
+        latency_50 = m.get("latency_50", {})
+        return f"{latency_value(latency_50)} {verdict(latency_ok(latency_50, targets))}"
+
+    def events_cell(m: dict) -> str:
+        events = m.get("events", {})
+        return f"{_fmt(events.get('per_order'), digits=2)} / {_fmt(events.get('deliveries_per_order'), digits=2)}"
+
+    def postgres_cell(m: dict) -> str:
+        work = m.get("postgres_work") or {}
+        return f"{_fmt(work.get('commits_per_order'), digits=1)} / {_fmt(work.get('rows_written_per_order'), digits=1)}"
+
+    def top_processes(m: dict) -> str:
+        by_process = m.get("cpu", {}).get("by_process", {})
+        return ", ".join(f"{name} {_fmt(ms, digits=1)}" for name, ms in list(by_process.items())[:5]) or "—"
+
+    def memory_cell(m: dict) -> str:
+        soak = m.get("memory", {}).get("soak") or {}
+        return f"{soak.get('summary', '—')} {verdict(soak.get('bounded'))}"
+
+    table = [
+        [
+            "CPU per confirmed order",
+            *(cell(m, cpu_cell) for m in measured),
+            f"≤ {targets['cpu_ratio_to_ceiling']} × ceiling",
+        ],
+        ["largest CPU shares (ms per order)", *(cell(m, top_processes) for m in measured), ""],
+        ["messages per order, produced / delivered", *(cell(m, events_cell) for m in measured), ""],
+        ["PostgreSQL commits / rows written per order", *(cell(m, postgres_cell) for m in measured), ""],
+        [
+            "latency at 50/s for 5 min",
+            *(cell(m, latency_cell) for m in measured),
+            f"p50 ≤ {targets['latency_p50_ms']}, p99 ≤ {targets['latency_p99_ms']} ms",
+        ],
+        ["memory over the soak", *(cell(m, memory_cell) for m in measured), "bounded"],
+    ]
+    return headers, table
+
+
 def table(results: dict) -> str:
     lines = ["| measure | value | target | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(results)]
+    headers, per_mode = mode_rows(results)
+    if headers:
+        lines += ["", f"| per relay mode | {' | '.join(headers)} | target |", "|---" * (len(headers) + 2) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in per_mode]
     peaks = results.get("memory", {}).get("peak_rss_mb", {})
     if peaks:
         lines += ["", "| process | peak RSS, whole tree (MB) | peak RSS, largest process (MB) |", "|---|---|---|"]

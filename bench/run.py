@@ -1,10 +1,13 @@
 """`python -m bench`: every phase of the benchmark in one run (see `bench/__init__.py`).
 
 Phases: migrate_all → bulk data (bench.seed --customers/--orders, skipped when already there) →
-start the system (Procfile.bench) → sign in → placement + saga → listing with EXPLAIN (once the
-consumers have caught up) → latency at a steady rate (the memory soak) → stop the system →
-archival on a scratch copy → the pgbench ceiling → results.json, latency.png and the table.
-The system is stopped on every exit path.
+then, for each outbox relay mode (`--relay thread|celery|both`; the default mode first): start the
+system in that mode (Procfile.bench, with Procfile.relay-celery in the celery mode; the CPU of each
+process and service counted by `bench.cputime`) → sign in → the cost of an order at a steady 30/s
+(`bench.cost`) → (the first mode only) placement + saga, listing with EXPLAIN, latency below capacity →
+latency at 50/s for 5 minutes (the memory soak) → stop the system; then archival on a scratch copy →
+the pgbench ceiling with PostgreSQL's CPU per saga → results.json, latency.png and the table.
+The system is stopped, and the cgroups removed, on every exit path.
 """
 
 from __future__ import annotations
@@ -17,47 +20,62 @@ import platform
 import signal
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psutil
 
-from bench import ceiling, load, profile, report
-from bench.processes import OUT, ROOT, MemorySampler, ProcessGroup, service_pids
+from bench import ceiling, report
+from bench.cost import measure_cost
+from bench.cputime import CpuMeter
+from bench.phases import (
+    LOAD_GENERATOR,
+    memory_results,
+    run_latency,
+    run_light_latency,
+    run_listing,
+    run_placement,
+)
+from bench.processes import (
+    OUT,
+    ROOT,
+    MemorySampler,
+    MissingProcfile,
+    ProcessGroup,
+    procfiles_for,
+    read_procfile,
+    service_pids,
+)
 from bench.system import (
-    ALL_CONTEXTS,
-    OPEN,
     PYTHON,
     archival,
     bench_env,
-    best_window_rate,
     bulk_clients,
-    explain_listing,
     manage,
     other_consumers,
     say,
     seeded_orders,
     setup_django,
-    stats,
     wait_http,
     wait_no_backlog,
     wait_ready,
-    wait_settled,
+    without_samples,
 )
 
-LOAD_GENERATOR = "bench (load generator)"
 # Memory is sampled every second (RSS, for the peaks) and its detail (the rollup of each process, for
 # the soak's growth series) every DETAIL_EVERY seconds: 60 points over the 5-minute soak.
 DETAIL_EVERY = 5
+# Pass/fail. The pgbench throughput ceilings, and placement's and the saga's ratios to them, are
+# reported for reference.
 TARGETS = {
-    "placement_ratio": 0.15,
-    "saga_ratio": 0.25,
-    "latency_p50_ms": 40,
-    "latency_p99_ms": 150,
+    "cpu_ratio_to_ceiling": 8,
+    "latency_p50_ms": 60,
+    "latency_p99_ms": 300,
     "listing_p99_ms": 15,
     "archival_rows_per_second": 20_000,
     "archival_peak_mb": 300,
     "soak_growth_mb_per_minute": 2.0,
 }
+PER_MODE = ("cpu", "events", "postgres_work", "latency_50")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -86,7 +104,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-threads", type=int, default=8, help="threads running the app in each worker (8)")
     parser.add_argument("--profile", action="store_true", help="py-spy every process during the placement phase")
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["archival", "ceiling", "listing", "latency", "placement"]
+        "--relay",
+        choices=["thread", "celery", "both"],
+        default="both",
+        help="the outbox relay mode(s) the system runs in, each measured on its own (both)",
+    )
+    parser.add_argument("--cpu-rate", type=float, default=30, help="orders per second of the cost phase (30)")
+    parser.add_argument("--cpu-seconds", type=float, default=60, help="seconds of the cost phase (60)")
+    parser.add_argument(
+        "--no-cgroups", action="store_true", help="count CPU from the parents' cutime even where a cgroup can be made"
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["archival", "ceiling", "cpu", "listing", "latency", "placement"],
     )
     return parser.parse_args(argv)
 
@@ -99,11 +131,163 @@ def git_commit() -> str:
     return ""
 
 
+def default_relay_mode() -> str:
+    from django.conf import settings
+
+    return settings.OUTBOX_RELAY_MODE
+
+
+def relay_modes(choice: str, default: str) -> list[str]:
+    """The modes to measure, the default one first (the phases run once run in the first)."""
+    modes = ["thread", "celery"] if choice == "both" else [choice]
+    return sorted(modes, key=lambda mode: mode != default)
+
+
+def postgres_setting(name: str) -> str:
+    from django.db import connections
+
+    with connections["orders"].cursor() as cursor:
+        cursor.execute(f"SHOW {name}")
+        return cursor.fetchone()[0]
+
+
+def start_system(env: dict, mode: str, *, sampler: MemorySampler | None = None, use_cgroups: bool = True):
+    """The system of `mode` started, and a CpuMeter over its processes and the services; the caller
+    stops the group and closes the meter. Raises MissingProcfile when the mode's processes are not listed."""
+    group = ProcessGroup({**env, "BROKAGE_OUTBOX_RELAY_MODE": mode}, procfiles=procfiles_for(mode))
+    meter = CpuMeter(use_cgroups=use_cgroups)
+
+    def restarted(name: str, pid: int) -> None:
+        meter.add(name, pid)
+        if sampler is not None:
+            sampler.watch(name, pid)
+        say(f"WARNING: {name} exited; restarted")
+
+    group.on_restart = restarted
+    say(f"relay {mode}: starting {', '.join(read_procfile(*group.procfiles))}")
+    group.start()
+    try:
+        watched = group.pids() | {f"service:{name}": pid for name, pid in service_pids().items()}
+        for name, pid in watched.items():
+            meter.add(name, pid)
+            if sampler is not None:
+                sampler.watch(name, pid)
+    except BaseException:
+        group.stop()
+        meter.close()
+        raise
+    if meter.fallback_reason:
+        say(f"CPU counted from cutime ({meter.fallback_reason})")
+    return group, meter
+
+
+def run_mode(args, env: dict, mode: str, results: dict, *, first: bool) -> dict:
+    """Start the system in one relay mode, measure it, stop it; its figures (`relay.<mode>`)."""
+    base_url = f"http://127.0.0.1:{args.port}"
+    measured: dict = {"status": "ran"}
+    sampler = None
+    group = meter = None
+    try:
+        try:
+            sampler = MemorySampler(detail_every=DETAIL_EVERY)
+            group, meter = start_system(env, mode, sampler=sampler, use_cgroups=not args.no_cgroups)
+        except MissingProcfile as exc:
+            say(f"relay {mode}: not measured: {exc}")
+            results["notes"].append(f"relay {mode} not measured: {exc}")
+            return {"status": f"not run: {exc}"}
+        measured["procfiles"] = [os.path.relpath(path, ROOT) for path in group.procfiles]
+        sampler.tick = group.revive
+        sampler.watch(LOAD_GENERATOR, os.getpid(), tree=False)
+        sampler.start()
+        others = other_consumers(
+            {p.pid for p in psutil.Process().children(recursive=True)} | set(group.pids().values())
+        )
+        if others:
+            note = f"{len(others)} other consumer/worker processes share the Kafka groups or Celery queue: {others[:3]}"
+            results["notes"].append(note)
+            say("WARNING: " + note)
+        asyncio.run(wait_http(base_url))
+        say(f"signing in {args.clients} clients")
+        clients = bulk_clients(base_url, args.clients)
+        ready_after = asyncio.run(wait_ready(base_url, clients))
+        say(f"the saga is live (first ORDER_CONFIRMED after {ready_after:.1f}s)")
+        measured["backlog"] = wait_no_backlog()
+
+        if "cpu" not in args.skip:
+            say(f"cost: {args.cpu_rate:g} orders/s for {args.cpu_seconds:g}s, then until every group has caught up")
+            cost = measure_cost(base_url, clients, meter, rate=args.cpu_rate, seconds=args.cpu_seconds)
+            measured |= cost
+            say(
+                f"cost: {cost['cpu']['ms_per_order'] or 0:.2f} ms of CPU per confirmed order ({meter.method}); "
+                f"{cost['events']['per_order'] or 0:.2f} messages produced, "
+                f"{cost['events']['deliveries_per_order'] or 0:.2f} delivered"
+            )
+        if first:
+            if "placement" not in args.skip:
+                run_placement(args, base_url, clients, results, sampler)
+            if "listing" not in args.skip:
+                run_listing(args, base_url, clients, results)
+            if "latency" not in args.skip and args.light_rate:
+                run_light_latency(args, base_url, clients, results)
+        if "latency" not in args.skip:
+            deliveries = measured.get("events", {}).get("deliveries_per_order")
+            measured["latency"], measured["latency_50"] = run_latency(
+                args, base_url, clients, sampler, deliveries_per_order=deliveries
+            )
+    except KeyboardInterrupt as exc:
+        results["notes"].append(f"interrupted: {exc}")
+        say("interrupted; stopping everything")
+        raise
+    except Exception as exc:
+        results["notes"].append(f"failed: relay {mode}: {type(exc).__name__}: {exc}")
+        measured["error"] = f"{type(exc).__name__}: {exc}"
+        say(f"FAILED: {type(exc).__name__}: {exc}")
+    finally:
+        if sampler is not None and sampler.is_alive():
+            sampler.stop()
+        if group is not None:
+            say("stopping the system")
+            group.stop()
+        if meter is not None:
+            meter.close()
+            measured["cpu_meter"] = {"method": meter.method, "fallback_reason": meter.fallback_reason}
+            measured["cpu_meter"]["warnings"] = meter.warnings
+    if sampler is not None:
+        measured["memory"] = memory_results(
+            sampler, measured.get("latency"), limit=TARGETS["soak_growth_mb_per_minute"]
+        )
+    if group is not None:
+        measured["restarts"] = dict(group.restarts)
+        if group.restarts:
+            results["notes"].append(f"relay {mode}: processes that exited and were restarted: {group.restarts}")
+    return measured
+
+
+def prepare_data(args, env: dict, results: dict) -> None:
+    say("migrate_all")
+    migrated = manage(env, "migrate_all", check=False)
+    if migrated.returncode != 0:
+        note = "migrate_all failed (continuing on the existing schema): " + migrated.stderr.strip()[-300:]
+        results["notes"].append(note)
+        say(note)
+    setup_django(env)
+    have = seeded_orders()
+    if have >= args.orders:
+        say(f"seed: {have:,} bench orders already in the orders table (≥ {args.orders:,}); not reseeding (cached)")
+        results["seed"] = {"cached": True, "seeded_orders": have}
+        return
+    say(f"seed: {have:,} bench orders there; bench.seed --customers {args.customers} --orders {args.orders}")
+    started = time.monotonic()
+    seed = ["-m", "bench.seed", "--customers", str(args.customers), "--orders", str(args.orders), "--no-progress"]
+    subprocess.run([PYTHON, *seed], cwd=ROOT, env=env, check=True)
+    results["seed"] = {"cached": False, "seconds": time.monotonic() - started, "seeded_orders": args.orders}
+    say(f"seed: done in {results['seed']['seconds']:.0f}s")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     env = bench_env(args)
-    base_url = f"http://127.0.0.1:{args.port}"
     results: dict = {
         "started_at": datetime.now(UTC).isoformat(),
         "git_commit": git_commit(),
@@ -121,101 +305,35 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": args.duration,
             "rate": args.rate,
             "soak_s": args.soak,
+            "cpu_rate": args.cpu_rate,
+            "cpu_seconds": args.cpu_seconds,
         },
         "targets": TARGETS,
         "notes": [],
     }
-    group = ProcessGroup(env)
-    sampler = MemorySampler(tick=group.revive, detail_every=DETAIL_EVERY)
-    group.on_restart = lambda name, pid: (sampler.watch(name, pid), say(f"WARNING: {name} exited; restarted"))
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
     run_started = time.monotonic()
+    modes: list[str] = []
     try:
-        say("migrate_all")
-        migrated = manage(env, "migrate_all", check=False)
-        if migrated.returncode != 0:
-            note = "migrate_all failed (continuing on the existing schema): " + migrated.stderr.strip()[-300:]
-            results["notes"].append(note)
-            say(note)
-        setup_django(env)
-
-        have = seeded_orders()
-        if have >= args.orders:
-            say(f"seed: {have:,} bench orders already in the orders table (≥ {args.orders:,}); not reseeding (cached)")
-            results["seed"] = {"cached": True, "seeded_orders": have}
-        else:
-            say(f"seed: {have:,} bench orders there; bench.seed --customers {args.customers} --orders {args.orders}")
-            started = time.monotonic()
-            subprocess.run(
-                [
-                    PYTHON,
-                    "-m",
-                    "bench.seed",
-                    "--customers",
-                    str(args.customers),
-                    "--orders",
-                    str(args.orders),
-                    "--no-progress",
-                ],
-                cwd=ROOT,
-                env=env,
-                check=True,
-            )
-            results["seed"] = {"cached": False, "seconds": time.monotonic() - started, "seeded_orders": args.orders}
-            say(f"seed: done in {results['seed']['seconds']:.0f}s")
-
-        say(f"starting {', '.join(ceiling_names())} ({base_url})")
-        group.start()
-        for name, pid in group.pids().items():
-            sampler.watch(name, pid)
-        for name, pid in service_pids().items():
-            sampler.watch(f"service:{name}", pid)
-        sampler.watch(LOAD_GENERATOR, os.getpid(), tree=False)
-        sampler.start()
-        others = other_consumers(
-            {p.pid for p in psutil.Process().children(recursive=True)} | set(group.pids().values())
-        )
-        if others:
-            note = f"{len(others)} other consumer/worker processes share the Kafka groups or Celery queue: {others[:3]}"
-            results["notes"].append(note)
-            say("WARNING: " + note)
-        asyncio.run(wait_http(base_url))
-
-        say(f"signing in {args.clients} clients")
-        clients = bulk_clients(base_url, args.clients)
-        ready_after = asyncio.run(wait_ready(base_url, clients))
-        say(f"the saga is live (first ORDER_CONFIRMED after {ready_after:.1f}s)")
-        results["backlog"] = wait_no_backlog()
-
-        if "placement" not in args.skip:
-            run_placement(args, base_url, clients, results, sampler)
-        if "listing" not in args.skip:
-            run_listing(args, base_url, clients, results)
-        if "latency" not in args.skip:
-            if args.light_rate:
-                run_light_latency(args, base_url, clients, results)
-            run_latency(args, base_url, clients, results, sampler)
-        results["memory_during_system"] = True
-    except KeyboardInterrupt as exc:
-        results["notes"].append(f"interrupted: {exc}")
-        say("interrupted; stopping everything")
-        raise
+        prepare_data(args, env, results)
+        default = default_relay_mode()
+        modes = relay_modes(args.relay, default)
+        results["relay"] = {"default": default, "modes": modes}
+        results["postgres"] = {"synchronous_commit": postgres_setting("synchronous_commit")}
     except Exception as exc:
         results["notes"].append(f"failed: {type(exc).__name__}: {exc}")
         say(f"FAILED: {type(exc).__name__}: {exc}")
-    finally:
-        sampler.stop()
-        say("stopping the system")
-        group.stop()
+    first = True
+    for mode in modes:
+        results["relay"][mode] = run_mode(args, env, mode, results, first=first)
+        first = first and results["relay"][mode]["status"] != "ran"
+    if modes and first:
+        results["notes"].append(f"failed: no relay mode could be measured ({', '.join(modes)})")
 
-    results["memory"] = memory_results(sampler, results)
-    results["restarts"] = dict(group.restarts)
-    if group.restarts:
-        results["notes"].append(f"processes that exited and were restarted: {group.restarts} (bench/out/logs/)")
     if "archival" not in args.skip:
         say(f"archival: {args.archive_orders:,} eligible orders in a scratch copy of the orders database")
         try:
@@ -225,209 +343,80 @@ def main(argv: list[str] | None = None) -> int:
         say(f"archival: {results['archival']}")
     if "ceiling" not in args.skip:
         say(f"ceiling: pgbench, {args.clients} clients, {args.ceiling_seconds}s per script")
-        results["ceiling"] = ceiling.measure(clients=args.clients, seconds=args.ceiling_seconds, out=OUT)
-        for name, measured_key in (("placement", "accepted_per_second"), ("saga", "confirmed_per_second")):
-            measured = results.get(name, {}).get(measured_key)
-            tps = results["ceiling"][name]["tps"]
-            if measured is not None and tps:
-                results[name]["ratio_to_ceiling"] = measured / tps
+        try:
+            results["ceiling"] = ceiling.measure(
+                clients=args.clients,
+                seconds=args.ceiling_seconds,
+                out=OUT,
+                use_cgroups=not args.no_cgroups,
+                paced_rate=args.cpu_rate,
+            )
+        except Exception as exc:
+            results["notes"].append(f"failed: ceiling: {type(exc).__name__}: {exc}")
+            say(f"FAILED: ceiling: {type(exc).__name__}: {exc}")
+    ratios_to_ceiling(results)
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["total_seconds"] = time.monotonic() - run_started
+    finish(results)
+    return 0 if not any(n.startswith("failed") for n in results["notes"]) else 1
 
+
+def ratios_to_ceiling(results: dict) -> None:
+    """The system's figures over PostgreSQL's own."""
+    ceiling_results = results.get("ceiling", {})
+    for name, measured_key in (("placement", "accepted_per_second"), ("saga", "confirmed_per_second")):
+        measured = results.get(name, {}).get(measured_key)
+        tps = ceiling_results.get(name, {}).get("tps")
+        if measured is not None and tps:
+            results[name]["ratio_to_ceiling"] = measured / tps
+    ceiling_ms = ceiling_results.get("cpu_ms_per_order")
+    relay = results.get("relay", {})
+    for mode in relay.get("modes", []):
+        cpu = relay.get(mode, {}).get("cpu")
+        if cpu and cpu.get("ms_per_order") is not None and ceiling_ms:
+            cpu["ratio_to_ceiling"] = cpu["ms_per_order"] / ceiling_ms
+
+
+def lift_default_mode(results: dict) -> None:
+    """The default relay mode's figures at the top level (`cpu`, `events`, `latency_50`, and in full
+    `latency` and `memory`); without the default among the measured modes, the first measured one's
+    (`relay.top_level` says which). Each mode keeps its memory soak summary and peaks."""
+    relay = results.get("relay", {})
+    ran = [mode for mode in relay.get("modes", []) if relay.get(mode, {}).get("status") == "ran"]
+    if not ran:
+        return
+    top = relay["default"] if relay["default"] in ran else ran[0]
+    relay["top_level"] = top
+    for key in PER_MODE:
+        if key in relay[top]:
+            results[key] = relay[top][key]
+    if "latency" in relay[top]:
+        results["latency"] = relay[top].pop("latency")  # with its samples, for the histogram
+    for mode in ran:
+        measured = relay[mode]
+        if "latency" in measured:
+            measured["latency"] = without_samples(measured["latency"])
+        if "memory" in measured:
+            memory = measured["memory"]
+            if mode == top:
+                results["memory"] = memory
+            measured["memory"] = {"soak": memory.get("soak"), "peak_rss_mb": memory.get("peak_rss_mb")}
+
+
+def finish(results: dict) -> None:
+    """The histogram (of the top-level mode's latency phase), the table, results.json."""
+    lift_default_mode(results)
     latency = results.get("latency", {})
     if latency:
         report.histogram(latency)
+        results["latency"] = without_samples(latency)
     table = report.table(results)
     (OUT / "table.md").write_text(table + "\n")
-    for name in ("samples_end_to_end_ms", "samples_client_ms"):
-        latency.pop(name, None)
     report.write_json(results)
     print()
     print(table)
     print()
     say(f"done in {results['total_seconds']:.0f}s: bench/results.json, bench/latency.png, bench/out/")
-    return 0 if not any(n.startswith("failed") for n in results["notes"]) else 1
-
-
-def ceiling_names() -> list[str]:
-    from bench.processes import read_procfile
-
-    return list(read_procfile())
-
-
-def run_placement(args, base_url, clients, results, sampler) -> None:
-    tag = load.run_tag()
-    say(f"placement: {len(clients)} clients for {args.duration}s")
-    sampler.mark("placement")
-    profiler = profile.start(sampler.watched, seconds=args.duration, out=OUT) if args.profile else None
-    placed = asyncio.run(load.closed_loop_orders(base_url, clients, args.duration, tag))
-    if profiler:
-        results["profile"] = profile.finish(profiler, out=OUT)
-    results["placement"] = {
-        "accepted": len(placed.accepted),
-        "seconds": placed.seconds,
-        "accepted_per_second": len(placed.accepted) / placed.seconds,
-        "responses": placed.status_counts,
-        "request_latency_ms": stats(placed.latencies_ms),
-        "errors": placed.errors[:5],
-    }
-    say(f"placement: {results['placement']['accepted_per_second']:.1f} accepted/s {placed.status_counts}")
-    ids = [order.order_id for order in placed.accepted]
-    sent = {order.order_id: order.sent_at for order in placed.accepted}
-    states, waited = wait_settled(ids, timeout=max(120, args.duration * 4))
-    confirmed = [(pk, ts.timestamp()) for pk, (status, ts) in states.items() if status == "ORDER_CONFIRMED"]
-    rate, window_start = best_window_rate([t for _, t in confirmed], 30.0)
-    first_sent = min(sent.values()) if sent else None
-    results["saga"] = {
-        "orders": len(ids),
-        "confirmed": len(confirmed),
-        "rejected": sum(1 for status, _ in states.values() if status == "REJECTED"),
-        "still_open": sum(1 for status, _ in states.values() if status in OPEN),
-        "drain_seconds_after_placement": waited,
-        "confirmed_per_second": rate,
-        "best_window_starts_after_first_post_s": (window_start - first_sent) if window_start and first_sent else None,
-        "window_s": 30,
-        "end_to_end_under_overload_ms": stats([(t - sent[pk]) * 1000 for pk, t in confirmed]),
-        "limited_by_offered_load": rate >= 0.95 * results["placement"]["accepted_per_second"],
-    }
-    say(f"saga: {rate:.1f} confirmed/s over the best 30 s ({len(confirmed)} of {len(ids)} confirmed)")
-
-
-def steady_rate(base_url, clients, rate: float, seconds: float) -> dict:
-    """Orders at a steady `rate` for `seconds`; end-to-end and client latencies of what was confirmed."""
-    steady = asyncio.run(load.open_loop_orders(base_url, clients, rate, seconds, load.run_tag()))
-    states, _ = wait_settled([o.order_id for o in steady.accepted], timeout=30)
-    e2e = [
-        (states[o.order_id][1].timestamp() - o.sent_at) * 1000
-        for o in steady.accepted
-        if o.order_id in states and states[o.order_id][0] == "ORDER_CONFIRMED"
-    ]
-    return {
-        "rate": rate,
-        "seconds": steady.seconds,
-        "orders": len(steady.accepted),
-        "responses": steady.status_counts,
-        "answered": len(steady.latencies_ms),
-        "behind_schedule": steady.behind_schedule,
-        "end_to_end_ms": stats(e2e),
-        "client_observed_ms": stats(steady.latencies_ms),
-        "how": "end_to_end: client wall clock at send → orders.updated_at of the ORDER_CONFIRMED commit (same host "
-        "clock); client_observed: send → answer of POST /api/orders (201, the order CREATED)",
-        "errors": steady.errors[:5],
-        "samples_end_to_end_ms": e2e,
-        "samples_client_ms": steady.latencies_ms,
-    }
-
-
-def run_light_latency(args, base_url, clients, results) -> None:
-    """The same measure at a rate below the system's capacity: what one order costs without queueing."""
-    say(f"latency below capacity: {args.light_rate:g} orders/s for {args.light_seconds}s")
-    light = steady_rate(base_url, clients, args.light_rate, args.light_seconds)
-    for name in ("samples_end_to_end_ms", "samples_client_ms"):
-        light.pop(name)
-    results["latency_light"] = light
-    say(
-        f"latency at {args.light_rate:g}/s: end-to-end p50 {light['end_to_end_ms']['p50'] or 0:.0f} / "
-        f"p99 {light['end_to_end_ms']['p99'] or 0:.0f} ms"
-    )
-
-
-def run_latency(args, base_url, clients, results, sampler) -> None:
-    say(f"latency + soak: {args.rate:g} orders/s for {args.soak}s")
-    sampler.mark("soak start")
-    soak_started = time.time()
-    results["latency"] = steady_rate(base_url, clients, args.rate, args.soak)
-    results["latency"]["soak_window"] = [soak_started, soak_started + results["latency"]["seconds"]]
-    sampler.mark("soak end")
-    e2e_stats = results["latency"]["end_to_end_ms"]
-    client_stats = results["latency"]["client_observed_ms"]
-    say(
-        f"latency: end-to-end p50 {e2e_stats['p50'] or 0:.0f} / p99 {e2e_stats['p99'] or 0:.0f} ms; "
-        f"client p50 {client_stats['p50'] or 0:.0f} / p99 {client_stats['p99'] or 0:.0f} ms"
-    )
-
-
-def run_listing(args, base_url, clients, results) -> None:
-    from django.apps import apps
-
-    # The listing's own latency, not the burst's backlog: notices and audit entries of the placement
-    # phase are written first (bounded wait, recorded).
-    backlog = wait_no_backlog(timeout=300, contexts=ALL_CONTEXTS)
-    say(f"listing: {args.listing_requests} requests, {args.listing_concurrency} at a time")
-    listed = asyncio.run(load.listing(base_url, clients, args.listing_requests, args.listing_concurrency))
-    end = datetime.now(UTC).date() - timedelta(days=40)
-    plans = explain_listing(clients[0].customer_id, end - timedelta(days=30), end)
-    (OUT / "explain-listing.txt").write_text("\n\n".join(f"-- {k}\n{v}" for k, v in plans.items()) + "\n")
-    order = apps.get_model("orders", "Order")
-    total = order.objects.using("orders").count()
-    results["listing"] = {
-        "requests": len(listed.latencies_ms),
-        "concurrency": args.listing_concurrency,
-        "orders_in_table": total,
-        "responses": listed.status_counts,
-        "latency_ms": stats(listed.latencies_ms),
-        "uses_idx_orders_customer_date": all("idx_orders_customer_date" in plan for plan in plans.values()),
-        "explain": plans,
-        "errors": listed.errors[:5],
-        "backlog_before": backlog,
-    }
-    say(f"listing: p99 {results['listing']['latency_ms']['p99'] or 0:.1f} ms over {total:,} orders")
-
-
-def memory_results(sampler: MemorySampler, results: dict) -> dict:
-    memory = {
-        "peak_rss_mb": {k: round(v, 1) for k, v in sampler.peak_total.items()},
-        "peak_single_rss_mb": {k: round(v, 1) for k, v in sampler.peak_single.items()},
-    }
-    window = results.get("latency", {}).get("soak_window")
-    if window:
-        start, end = window
-        start += 0.2 * (end - start)  # the first fifth warms caches and connection pools
-        tree_growth = {name: sampler.growth_mb_per_minute(name, start, end) for name in sampler.series}
-        tree_growth = {k: round(v, 2) for k, v in tree_growth.items() if v is not None}
-        growth, growing_pid, steady, uss_growth = {}, {}, {}, {}
-        for name in sampler.series:
-            found = sampler.process_growth_mb_per_minute(name, start, end)
-            if found is not None:
-                growth[name], growing_pid[name], steady[name] = round(found[0], 2), found[1], found[2]
-            found = sampler.process_growth_mb_per_minute(name, start, end, uss=True)
-            if found is not None:
-                uss_growth[name] = round(found[0], 2)
-        seconds = int(window[1] - window[0])
-        # The load generator keeps every latency sample by design; it is the instrument, not the system.
-        judged = {k: v for k, v in growth.items() if k != LOAD_GENERATOR}
-        worst = max(judged.items(), key=lambda item: item[1], default=(None, 0.0))
-        limit = TARGETS["soak_growth_mb_per_minute"]
-        # Growing without bound: a slope past the limit, and rising through every quarter of the window
-        # (one allocation, however large, rises in one quarter and then stays).
-        growing = sorted(k for k, v in judged.items() if v > limit and steady[k])
-        bounded = None if seconds < 120 else not growing
-        summary = f"worst process: {worst[0]} (pid {growing_pid.get(worst[0])}) {worst[1]:+.2f} MB/min"
-        if worst[0] is not None and worst[1] > limit and not steady[worst[0]]:
-            summary += ", in one step (not rising through the soak)"
-        if bounded is None:
-            summary += " (soak < 120 s: not conclusive; run --soak 300)"
-        memory["soak"] = {
-            "seconds": seconds,
-            "judged_on": "each process that lived through the soak, after its first fifth: anonymous memory (what "
-            f"it allocated: heap, arenas, stacks) slope over {limit} MB/min and rising through each of the "
-            "window's four quarters (median above the one before)",
-            "growth_mb_per_minute": growth,
-            "uss_growth_mb_per_minute": uss_growth,
-            "rising_through_the_soak": {k: v for k, v in steady.items() if k != LOAD_GENERATOR},
-            "growing_without_bound": growing,
-            "tree_growth_mb_per_minute": tree_growth,
-            "bounded": bounded,
-            "summary": summary,
-        }
-    memory["series_mb"] = {
-        name: [
-            [round(t - sampler.series[name][0][0], 1), round(v, 1)] for t, v in points[:: max(1, len(points) // 300)]
-        ]
-        for name, points in sampler.series.items()
-    }
-    memory["marks"] = sampler.marks
-    return memory
 
 
 if __name__ == "__main__":

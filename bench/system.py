@@ -105,14 +105,15 @@ def wait_settled(order_ids: list[str], timeout: float) -> tuple[dict, float]:
         time.sleep(1)
 
 
-def consumer_lag(contexts: list[str]) -> dict[str, int]:
-    """Messages each context's consumer group has not handled yet, over the topics it subscribes to."""
+def group_offsets(contexts: list[str]) -> dict[str, tuple[int, int]]:
+    """For each context's consumer group, over the topics it subscribes to: the sum of its committed
+    offsets (a partition it never committed on counts from its low watermark) and of the end offsets."""
     from confluent_kafka import Consumer, TopicPartition
     from django.conf import settings
 
     from brokage.consumers import group_id_for, topics_for
 
-    lags = {}
+    offsets = {}
     for context in contexts:
         consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": group_id_for(context)})
         try:
@@ -123,14 +124,20 @@ def consumer_lag(contexts: list[str]) -> dict[str, int]:
                 if topic in metadata.topics
                 for p in metadata.topics[topic].partitions
             ]
-            lag = 0
+            committed = end = 0
             for tp in consumer.committed(partitions, timeout=10):
                 low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                lag += high - (tp.offset if tp.offset >= 0 else low)
-            lags[context] = lag
+                committed += tp.offset if tp.offset >= 0 else low
+                end += high
+            offsets[context] = (committed, end)
         finally:
             consumer.close()
-    return lags
+    return offsets
+
+
+def consumer_lag(contexts: list[str]) -> dict[str, int]:
+    """Messages each context's consumer group has not handled yet, over the topics it subscribes to."""
+    return {context: end - committed for context, (committed, end) in group_offsets(contexts).items()}
 
 
 SAGA_CONTEXTS = ["orders", "processor", "assets"]
@@ -172,6 +179,41 @@ def stats(samples: list[float]) -> dict:
         "max": max(samples) if samples else None,
         "mean": sum(samples) / len(samples) if samples else None,
     }
+
+
+def steady_rate(base_url, clients, rate: float, seconds: float) -> dict:
+    """Orders at a steady `rate` for `seconds`; end-to-end and client latencies of what was confirmed."""
+    steady = asyncio.run(load.open_loop_orders(base_url, clients, rate, seconds, load.run_tag()))
+    states, _ = wait_settled([o.order_id for o in steady.accepted], timeout=30)
+    e2e = [
+        (states[o.order_id][1].timestamp() - o.sent_at) * 1000
+        for o in steady.accepted
+        if o.order_id in states and states[o.order_id][0] == "ORDER_CONFIRMED"
+    ]
+    return {
+        "rate": rate,
+        "seconds": steady.seconds,
+        "orders": len(steady.accepted),
+        "responses": steady.status_counts,
+        "answered": len(steady.latencies_ms),
+        "behind_schedule": steady.behind_schedule,
+        "end_to_end_ms": stats(e2e),
+        "client_observed_ms": stats(steady.latencies_ms),
+        "how": "end_to_end: client wall clock at send → orders.updated_at of the ORDER_CONFIRMED commit (same host "
+        "clock); client_observed: send → answer of POST /api/orders (201, the order CREATED)",
+        "errors": steady.errors[:5],
+        "samples_end_to_end_ms": e2e,
+        "samples_client_ms": steady.latencies_ms,
+        "order_ids": [o.order_id for o in steady.accepted],
+    }
+
+
+SAMPLE_KEYS = ("samples_end_to_end_ms", "samples_client_ms", "order_ids")
+
+
+def without_samples(phase: dict) -> dict:
+    """A steady-rate phase's figures without its per-order series (kept out of results.json)."""
+    return {key: value for key, value in phase.items() if key not in SAMPLE_KEYS}
 
 
 def bulk_clients(base_url: str, count: int) -> list[load.Client]:

@@ -33,6 +33,9 @@ set -euo pipefail
 : "${BROKAGE_LOG4J_VERSION:=2.25.3}"         # the log4j2 that kafka 4.1.2 depends on (+ its slf4j binding)
 : "${BROKAGE_FERRETDB_VERSION:=v1.24.2}"     # v1: plain PostgreSQL backend (v2 needs DocumentDB extension)
 : "${BROKAGE_KAFKA_HEAP:=512m}"
+: "${BROKAGE_KAFKA_GC:=-XX:+UseParallelGC -XX:ParallelGCThreads=1}"   # the broker's collector
+: "${BROKAGE_KAFKA_NETWORK_THREADS:=1}"      # num.network.threads
+: "${BROKAGE_KAFKA_IO_THREADS:=2}"           # num.io.threads
 : "${BROKAGE_FERRETDB_LOG_LEVEL:=warn}"      # info logs every client connection
 : "${BROKAGE_START_TIMEOUT:=120}"            # seconds to wait for one service to become ready
 : "${BROKAGE_CACHE:=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/brokage}"
@@ -494,8 +497,8 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 log.segment.bytes=67108864
-num.network.threads=2
-num.io.threads=4
+num.network.threads=$BROKAGE_KAFKA_NETWORK_THREADS
+num.io.threads=$BROKAGE_KAFKA_IO_THREADS
 EOF
     cat >"$KAFKA_DIR/log4j2.properties" <<'EOF'
 # written by scripts/services.sh; the broker writes to stdout, which goes to kafka.log
@@ -547,10 +550,13 @@ kafka_start() {
     [ -f "$KAFKA_LOG" ] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
     # setsid: its own session, so a Ctrl-C in the terminal that ran `up` does not reach it
     # A fixed heap, touched at start (Kafka's own advice: -Xms = -Xmx): the broker's memory is what
-    # it is from the first minute instead of creeping up to the cap under load.
+    # it is from the first minute instead of creeping up to the cap under load. One node on a small
+    # host: the parallel collector with one thread, one network thread and two request handlers (G1
+    # with 20 ms pauses, 2 and 4 before: `bench.cpu` put the broker at 5.9-6.0 ms per order with
+    # those, 4.7-5.2 with these, on a host busy with other work; BROKAGE_KAFKA_GC and the two thread
+    # counts override them).
     (cd "$KAFKA_DIR" && exec setsid nohup java -Xms"$BROKAGE_KAFKA_HEAP" -Xmx"$BROKAGE_KAFKA_HEAP" \
-        -XX:+AlwaysPreTouch -XX:+UseG1GC \
-        -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true \
+        -XX:+AlwaysPreTouch $BROKAGE_KAFKA_GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true \
         -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$KAFKA_DIR" \
         -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_PROPS" </dev/null >"$KAFKA_LOG" 2>&1 9>&-) &
     pid=$!
