@@ -25,7 +25,13 @@ logger = logging.getLogger(__name__)
 
 
 def ensure_topics(topics: list[str], *, partitions: int = 3, timeout: float = 10.0) -> None:
-    """Create the topics (and their DLQs) if missing, so consumers can subscribe before any producer."""
+    """Create the topics (and their DLQs) if missing, so consumers can subscribe before any producer.
+
+    Returns once the broker's metadata lists every one with a leader for each partition: the
+    controller acknowledges a creation before the broker's metadata has it, and a consumer that
+    subscribed in between would be told the topic does not exist and not look again until its next
+    metadata refresh (`topic.metadata.refresh.interval.ms`), its group never assigned that topic.
+    """
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
@@ -40,6 +46,27 @@ def ensure_topics(topics: list[str], *, partitions: int = 3, timeout: float = 10
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    _topics_listed(admin, {topic.topic for topic in missing}, timeout=timeout)
+
+
+def _topics_listed(admin, names: set[str], *, timeout: float) -> None:
+    """Wait until the broker's metadata has each of `names` with every partition led."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = admin.list_topics(timeout=timeout).topics
+        waiting = sorted(
+            name
+            for name in names
+            if name not in listed
+            or listed[name].error is not None
+            or not listed[name].partitions
+            or any(partition.leader < 0 for partition in listed[name].partitions.values())
+        )
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"Kafka created but does not list {', '.join(waiting)} after {timeout:g} s")
+        time.sleep(0.05)
 
 
 class KafkaConsumerRunner:
@@ -85,6 +112,9 @@ class KafkaConsumerRunner:
                 "socket.nagle.disable": True,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
+                # A subscribed topic the broker did not list yet is looked for again within 10 s
+                # (librdkafka's default is 5 minutes); ensure_topics above makes that the exception.
+                "topic.metadata.refresh.interval.ms": 10000,
             }
         )
         self.consumer.subscribe(self.topics)

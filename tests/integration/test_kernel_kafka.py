@@ -10,14 +10,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 from django.apps import apps
 from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
 from brokage.bus import OutgoingMessage, get_bus, reset_bus
-from brokage.consumer_runner import KafkaConsumerRunner
+from brokage.consumer_runner import KafkaConsumerRunner, ensure_topics
 from brokage.consumers import _handlers, handles
 from brokage.events import dlq_topic_for, partition_key, topic_for
 from brokage.outbox import OutboxStatus
@@ -239,3 +239,27 @@ def _next_value(consumer):
     if message is None or message.error():
         return None
     return message
+
+
+def test_a_consumer_that_subscribes_as_soon_as_its_topics_are_created_gets_their_messages():
+    """ensure_topics returns once the broker lists what it created: a consumer subscribing at once,
+    with librdkafka's default metadata refresh (5 minutes), is assigned the topic and reads it."""
+    for _attempt in range(3):
+        topic = f"test{uuid.uuid4().hex[:8]}.brokage.probe"
+        ensure_topics([topic])
+        consumer = Consumer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "group.id": f"test-fresh-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        consumer.subscribe([topic])
+        try:
+            producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+            producer.produce(topic, b"fresh", key=b"k")
+            assert producer.flush(10) == 0
+            message = wait_until(lambda consumer=consumer: _next_value(consumer), timeout=20, message=topic)
+        finally:
+            consumer.close()
+        assert message.value() == b"fresh"
