@@ -90,34 +90,16 @@ def outbox_stored(row: OutboxRow) -> None:
         written.append(row.envelope["event_id"])
 
 
-def outbox_write(
-    context: str,
-    event_type: str,
-    *,
-    aggregate_type: str,
-    aggregate_id,
-    payload: dict,
-    actor_id=None,
-    correlation_id: str | None = None,
-    causation_id: str | None = None,
-) -> dict:
+def outbox_write(context: str, event_type: str, **fields) -> dict:
     """Validate and store one event in `context`'s outbox; must run inside that context's transaction.
 
-    Returns the envelope. The relay is woken once the surrounding transaction commits.
+    `fields`: `outbox_row`'s keywords (aggregate_type, aggregate_id, payload, actor_id, correlation_id,
+    causation_id). Returns the envelope. The relay is woken once the surrounding transaction commits.
     """
     alias = router.db_for_write(outbox_model(context))
     if not transaction.get_connection(alias).in_atomic_block:
         raise RuntimeError(f"outbox_write({event_type}) must run inside transaction.atomic(using={alias!r})")
-    row = outbox_row(
-        context,
-        event_type,
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        payload=payload,
-        actor_id=actor_id,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-    )
+    row = outbox_row(context, event_type, **fields)
     # hold: inside a consumer's batch, written with the poll's other outbox rows at its end
     row_insert(row.model, alias, row.values, hold=True)
     outbox_stored(row)
